@@ -1,0 +1,91 @@
+"""The GenerativeModel contract every family implements; the trainer and the harness use only this."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+from torch import nn
+
+from genlab.config import ModelConfig
+from genlab.spec import DataSpec
+
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class Phase:
+    """One optimiser of a model: its name, parameters, steps per training step and lr multiplier.
+
+    A GAN declares `[Phase("d", D.parameters(), steps=n_critic, lr_scale=2.0), Phase("g", G.parameters())]`;
+    the trainer runs the phases in order, each with its own AdamW, and passes `phase=name` to `loss`.
+    """
+
+    name: str
+    params: Iterable[nn.Parameter]
+    steps: int = 1
+    lr_scale: float = 1.0
+    betas: tuple[float, float] | None = None
+
+
+class GenerativeModel(nn.Module):
+    """Base class of every genlab model.
+
+    Subclasses are built as `Model(config, spec)` and implement:
+      - `loss(batch, phase=None) -> {"loss": scalar, ...}`: "loss" is back-propagated, the rest logged;
+      - `sample(n, *, labels=None, generator=None, **kw) -> Tensor` in data space (images in [-1, 1]);
+      - `log_prob(x, y=None)` (exact likelihood) or `nll_bound(x, y=None, k=...)` (an upper bound
+        on the NLL), both in nats per example on the model's input scale.
+    `likelihood` says which of the two exists ("exact", "bound" or "none").
+    """
+
+    registry_name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    likelihood: ClassVar[Literal["exact", "bound", "none"]] = "none"
+    bound_name: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig, spec: DataSpec):
+        super().__init__()
+        self.config = config
+        self.spec = spec
+
+    @property
+    def conditional(self) -> bool:
+        return bool(getattr(self.config, "conditional", False)) and self.spec.num_classes > 0
+
+    def phases(self) -> list[Phase]:
+        """The optimisers this model needs; one over all parameters unless overridden."""
+        return [Phase("main", self.parameters())]
+
+    def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+        raise NotImplementedError
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no exact likelihood (likelihood={self.likelihood!r})")
+
+    def nll_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood bound (likelihood={self.likelihood!r})")
+
+    def nll(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> torch.Tensor:
+        """NLL in nats per example: exact where exact, else the bound with `k` samples."""
+        if self.likelihood == "exact":
+            return -self.log_prob(x, y)
+        if self.likelihood == "bound":
+            return self.nll_bound(x, y, k=k)
+        raise NotImplementedError(f"{type(self).__name__} has no likelihood")
+
+    def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
+        """Balanced labels 0, 1, ..., K-1, 0, ... for class-conditional sample grids."""
+        if not self.conditional:
+            return None
+        return torch.arange(n, device=self.device) % self.spec.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")

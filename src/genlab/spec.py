@@ -1,0 +1,53 @@
+"""What a model needs to know about its data, without importing the data code."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Shape and encoding of one example.
+
+    `encoding` says what a batch's values mean, so every family reports likelihoods under one
+    convention (`genlab.metrics.likelihood`):
+      - "8bit": images quantised to 256 levels, shown to the model in [-1, 1]
+        (x_int / 127.5 - 1, or (x_int + u) / 128 - 1 when `dequantized`);
+      - "binary": binarised images, values in {-1, 1};
+      - "continuous": real-valued vectors (toy 2D and tabular data).
+    """
+
+    shape: tuple[int, ...]
+    num_classes: int = 0
+    encoding: Literal["8bit", "binary", "continuous"] = "8bit"
+    dequantized: bool = False
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def is_image(self) -> bool:
+        return len(self.shape) == 3
+
+    @property
+    def dim(self) -> int:
+        n = 1
+        for s in self.shape:
+            n *= s
+        return n
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["shape"] = list(self.shape)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        return cls(
+            shape=tuple(d["shape"]),
+            num_classes=int(d.get("num_classes", 0)),
+            encoding=d.get("encoding", "8bit"),
+            dequantized=bool(d.get("dequantized", False)),
+            class_names=tuple(d.get("class_names", ())),
+        )
