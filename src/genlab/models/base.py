@@ -45,6 +45,7 @@ class GenerativeModel(nn.Module):
     family: ClassVar[str] = ""
     likelihood: ClassVar[Literal["exact", "bound", "none"]] = "none"
     bound_name: ClassVar[str] = ""
+    importance_weighted: ClassVar[bool] = False  # nll_bound(k>1) tightens the bound (IWAE)
 
     def __init__(self, config: ModelConfig, spec: DataSpec):
         super().__init__()
@@ -84,6 +85,11 @@ class GenerativeModel(nn.Module):
         if not self.conditional:
             return None
         return torch.arange(n, device=self.device) % self.spec.num_classes
+
+    @classmethod
+    def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
+        """Small (config overrides, data spec) pairs the contract test builds this model with."""
+        raise NotImplementedError(f"{cls.__name__} must list contract_cases() so the contract test can build small instances")
 
     @property
     def device(self) -> torch.device:

@@ -1,0 +1,133 @@
+"""The `genlab` command: parses arguments, then calls the public API (genlab.api)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from genlab.errors import GenlabError, TrainingError
+
+EPILOG_TRAIN = """examples:
+  genlab train configs/vae/vae_fmnist.toml
+  genlab train configs/vae/vae_fmnist.toml train.max_time=120 model.latent_dim=16 --run runs/small
+  torchrun --nproc_per_node 2 -m genlab train configs/vae/vae_fmnist.toml   # data parallel
+A run directory that exists is resumed when its config matches (budgets may change), refused otherwise."""
+
+
+def _cmd_train(a: argparse.Namespace) -> int:
+    from genlab import api
+
+    resume = "always" if a.resume else "never" if a.fresh else "auto"
+    res = api.train(a.config, a.overrides, run_dir=a.run, resume=resume)
+    if res.status == "interrupted":
+        print(f"interrupted at step {res.step}; checkpoint saved in {res.run_dir}. Run the same command to resume.", file=sys.stderr)
+        return 130
+    if res.status == "already done":
+        print(f"{res.run_dir} already finished its budget (step {res.step}); raise train.max_steps / train.max_time to continue.")
+    else:
+        print(f"trained {res.step} steps in {res.elapsed:.0f} s -> {res.run_dir}")
+    return 0
+
+
+def _cmd_sample(a: argparse.Namespace) -> int:
+    from genlab import api
+
+    model = api.load(a.run, device=a.device)
+    labels = [int(v) for v in a.labels.split(",")] if a.labels else None
+    x, y = api.sample(model, a.n, seed=a.seed, labels=labels, device=a.device)
+    out = api.save_samples_file(x, y, a.out, model.spec)
+    print(f"{a.n} samples -> {out}")
+    return 0
+
+
+def _cmd_eval(a: argparse.Namespace) -> int:
+    from genlab import api
+
+    res = api.evaluate(a.run, a.overrides, device=a.device)
+    print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
+    print(f"-> {Path(a.run) / 'eval.json'}")
+    return 0
+
+
+def _cmd_list(a: argparse.Namespace) -> int:
+    from genlab import registry
+    from genlab.config import describe
+
+    for name in registry.list_models():
+        cfg_cls, cls = registry.model(name)
+        print(f"model    {name:<20} {cls.family:<15} likelihood: {cls.likelihood}")
+        if a.verbose:
+            for key, tp, default, help_ in describe(cfg_cls):
+                print(f"           model.{key:<18} {tp:<28} = {default!r:<14} {help_}")
+    for name in registry.list_datasets():
+        print(f"dataset  {name}")
+    for name in registry.list_samplers():
+        print(f"sampler  {name}")
+    return 0
+
+
+def _cmd_info(a: argparse.Namespace) -> int:
+    from genlab import api
+
+    print(json.dumps(api.info(a.run), indent=2, default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="genlab", description="Train, sample and evaluate deep generative models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a preset", description="Train a model from a TOML preset.", epilog=EPILOG_TRAIN,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("config", help="preset TOML file, e.g. configs/vae/vae_fmnist.toml")
+    t.add_argument("overrides", nargs="*", metavar="section.key=value", help="override any config key")
+    t.add_argument("--run", default=None, help="run directory (default: runs/<preset name>)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="require an existing checkpoint to resume")
+    g.add_argument("--fresh", action="store_true", help="refuse to reuse an existing run directory")
+    t.set_defaults(fn=_cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained run", description="Draw samples from a trained run.")
+    s.add_argument("run", help="run directory")
+    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (uint8 images N x C x H x W under 'images', 'labels')")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--labels", default=None, help="class labels for conditional models, e.g. 3 or 0,1,2 (default: balanced)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.set_defaults(fn=_cmd_sample)
+
+    e = sub.add_parser("eval", help="evaluate a run on its test split", description="Likelihood (or bound) on the test split -> eval.json.")
+    e.add_argument("run", help="run directory")
+    e.add_argument("overrides", nargs="*", metavar="eval.key=value", help="e.g. eval.iwae_k=100 eval.n_examples=1000")
+    e.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    e.set_defaults(fn=_cmd_eval)
+
+    li = sub.add_parser("list", help="list models, datasets and samplers", description="List what the registry holds.")
+    li.add_argument("-v", "--verbose", action="store_true", help="also list every model's config keys")
+    li.set_defaults(fn=_cmd_list)
+
+    i = sub.add_parser("info", help="describe a run", description="Model, data, step, parameters and last metrics of a run.")
+    i.add_argument("run", help="run directory")
+    i.set_defaults(fn=_cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except TrainingError as e:
+        print(f"genlab: error: {e}", file=sys.stderr)
+        return 1
+    except GenlabError as e:
+        print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,434 @@
+"""The one trainer: every family through the GenerativeModel contract (phases, loss, sample).
+
+AdamW with warm-up then cosine or constant learning rate, gradient clipping and accumulation,
+EMA, bf16 autocast, budgets in steps or seconds, atomic checkpoints with exact resume, Ctrl-C
+saves and exits, a non-finite loss stops the run with the last good checkpoint kept, and
+DistributedDataParallel under torchrun.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from genlab.config import RunConfig
+from genlab.data import Loader, iterate, load_dataset
+from genlab.errors import CheckpointError, ConfigError, TrainingError
+from genlab.models import GenerativeModel, build_model
+from genlab.train import checkpoint as ckpt
+from genlab.train import distributed as D
+from genlab.train import rundir
+from genlab.train.ema import EMA
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    elapsed: float
+    status: Literal["done", "interrupted", "already done"]
+    model: GenerativeModel
+
+
+def resolve_device(name: str, info: D.DistInfo | None = None) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and info is not None and info.enabled:
+        name = f"cuda:{info.local_rank}"
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(f"train.device={name!r} but CUDA is not available here; use train.device=cpu or auto")
+    return dev
+
+
+class _LossModule(nn.Module):
+    """Lets DistributedDataParallel see `model.loss` as its forward."""
+
+    def __init__(self, model: GenerativeModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor], phase: str | None) -> dict[str, torch.Tensor]:
+        return self.model.loss(batch, phase=phase)
+
+
+class _StopSignal:
+    """First Ctrl-C / SIGTERM asks the loop to save and stop at the next step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Trainer:
+    """Train `cfg` into `run_dir`; `resume` is "auto" (resume a matching run), "always" or "never"."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto"):
+        self.cfg, self.tc = cfg, cfg.train
+        self.run_dir = Path(run_dir)
+        self.dist = D.init_from_env("cuda" if "cuda" in self.tc.device or (self.tc.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.device = resolve_device(self.tc.device, self.dist)
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.tc.num_threads or max(1, (os.cpu_count() or 1) // self.dist.world_size))
+        self.resuming = rundir.prepare(self.run_dir, cfg, resume) if self.dist.is_main else False
+        if self.dist.enabled:
+            self.resuming = D.any_rank(self.resuming, self.dist, self.device)
+
+        # Data first: a missing dataset fails before a model is built.
+        self.train_ds, self.transform = load_dataset(cfg.data, "train")
+        self.test_ds, self.test_transform = load_dataset(cfg.data, "test")
+        self.spec = self.transform.spec
+        if (self.tc.batch_size // self.dist.world_size) % self.tc.grad_accum:
+            raise ConfigError(f"train.batch_size={self.tc.batch_size} over {self.dist.world_size} processes is not divisible by train.grad_accum={self.tc.grad_accum}")
+        self.loader = Loader(self.train_ds, self.transform, self.tc.batch_size, seed=self.tc.seed, rank=self.dist.rank, world_size=self.dist.world_size)
+
+        torch.manual_seed(self.tc.seed)
+        self.model = build_model(cfg.model, self.spec).to(self.device)
+        self.phases = self.model.phases()
+        self.opts = [self._optimizer(ph) for ph in self.phases]
+        self.ema = EMA(self.model, self.tc.ema_decay, self.tc.ema_warmup) if self.tc.ema_decay > 0 else None
+        self.net: nn.Module = _LossModule(self.model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            self.net = DDP(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None, find_unused_parameters=len(self.phases) > 1)
+        self.autocast = self._autocast()
+        self.step, self.elapsed, self.last_ckpt_step = 0, 0.0, None
+        self.logs: dict[str, torch.Tensor] = {}  # sums since the last metrics line (saved for exact resume)
+        self.n_log = 0
+        torch.manual_seed(self.tc.seed + 1 + self.dist.rank)  # per-rank noise stream for the losses
+        if self.resuming:
+            self._restore()
+
+    # ----------------------------------------------------------------- set-up
+    def _optimizer(self, ph: Any) -> torch.optim.Optimizer:
+        params = [p for p in ph.params if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": self.tc.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        lr = self.tc.lr * ph.lr_scale
+        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=ph.betas or self.tc.betas, foreach=True)
+        for g in opt.param_groups:
+            g["base_lr"] = lr
+        return opt
+
+    def _autocast(self) -> Any:
+        p = self.tc.precision
+        if p == "auto":
+            p = "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+        if p == "bf16":
+            return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext
+
+    def lr_factor(self) -> float:
+        """Linear warm-up, then cosine to min_lr_ratio (or constant) over the budget's progress."""
+        tc = self.tc
+        if tc.warmup_steps and self.step < tc.warmup_steps:
+            return (self.step + 1) / tc.warmup_steps
+        if tc.schedule == "constant":
+            return 1.0
+        progress = 0.0
+        if tc.max_steps:
+            progress = max(progress, (self.step - tc.warmup_steps) / max(1, tc.max_steps - tc.warmup_steps))
+        if tc.max_time:
+            progress = max(progress, self.elapsed / tc.max_time)
+        progress = min(1.0, max(0.0, progress))
+        return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def budget_left(self) -> bool:
+        tc = self.tc
+        if tc.max_steps is not None and self.step >= tc.max_steps:
+            return False
+        return not (tc.max_time is not None and self.elapsed >= tc.max_time)
+
+    # ------------------------------------------------------------ checkpoints
+    def _rng_state(self) -> dict[str, Any]:
+        st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        if self.device.type == "cuda":
+            st["cuda"] = torch.cuda.get_rng_state(self.device)
+        return st
+
+    def _set_rng_state(self, st: dict[str, Any]) -> None:
+        torch.set_rng_state(st["torch"])
+        np.random.set_state(st["numpy"])
+        random.setstate(st["python"])
+        if self.device.type == "cuda" and "cuda" in st:
+            torch.cuda.set_rng_state(st["cuda"], self.device)
+
+    def weights_metadata(self) -> dict[str, Any]:
+        return {"model": self.cfg.model.name, "step": self.step, "spec": self.spec.to_dict(), "config": self.cfg.to_dict()}
+
+    def save(self) -> None:
+        """Write weights, EMA and trainer state; state.pt is renamed last and names the step."""
+        rngs = [self._rng_state()]
+        if self.dist.enabled:
+            rngs = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(rngs, self._rng_state())
+        if self.dist.is_main:
+            meta = self.weights_metadata()
+            ckpt.save_weights(self.run_dir / rundir.WEIGHTS, self.model, meta)
+            if self.ema is not None:
+                ckpt.save_weights(self.run_dir / rundir.EMA_WEIGHTS, self.ema.model, meta)
+            ckpt.save_state(
+                self.run_dir / rundir.STATE,
+                {
+                    "step": self.step,
+                    "elapsed": self.elapsed,
+                    "optimizers": [o.state_dict() for o in self.opts],
+                    "loader": self.loader.state_dict(),
+                    "ema_updates": self.ema.num_updates if self.ema else 0,
+                    "rng": rngs,
+                    "world_size": self.dist.world_size,
+                    "pending_logs": ({k: float(v) for k, v in self.logs.items()}, self.n_log),
+                },
+            )
+        self.last_ckpt_step = self.step
+        D.barrier(self.dist)
+
+    def _restore(self) -> None:
+        state = ckpt.load_state(self.run_dir / rundir.STATE)
+        meta = ckpt.load_weights(self.run_dir / rundir.WEIGHTS, self.model)
+        if int(meta["step"]) != state["step"]:
+            raise CheckpointError(
+                f"{self.run_dir}: {rundir.WEIGHTS} is at step {meta['step']} but {rundir.STATE} at step {state['step']} "
+                "(the previous run died while writing its checkpoint); start a new run directory"
+            )
+        if self.ema is not None:
+            ckpt.load_weights(self.run_dir / rundir.EMA_WEIGHTS, self.ema.model)
+            self.ema.num_updates = state["ema_updates"]
+        if len(state["optimizers"]) != len(self.opts):
+            raise CheckpointError(f"{self.run_dir}: the checkpoint has {len(state['optimizers'])} optimisers, the model {len(self.opts)}")
+        for opt, sd in zip(self.opts, state["optimizers"]):
+            opt.load_state_dict(sd)
+        self.loader.load_state_dict(state["loader"])
+        self.step, self.elapsed, self.last_ckpt_step = state["step"], state["elapsed"], state["step"]
+        logs, self.n_log = state["pending_logs"]
+        self.logs = {k: torch.tensor(v, device=self.device) for k, v in logs.items()}
+        if state.get("world_size") == self.dist.world_size:
+            self._set_rng_state(state["rng"][self.dist.rank])
+        if self.dist.is_main:
+            self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop log lines written after the checkpoint we resume from: the resumed run rewrites them."""
+        path = self.run_dir / rundir.METRICS
+        if path.is_file():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+            ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+    # --------------------------------------------------------------- training
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def train_step(self, logs: dict[str, torch.Tensor]) -> bool:
+        """One step of every phase; False when a loss or gradient is not finite (nothing is applied then)."""
+        factor = self.lr_factor()
+        ok = True
+        for ph, opt in zip(self.phases, self.opts):
+            for g in opt.param_groups:
+                g["lr"] = g["base_lr"] * factor
+            prefix = "" if len(self.phases) == 1 else f"{ph.name}/"
+            params = [p for g in opt.param_groups for p in g["params"]]
+            for _ in range(ph.steps):
+                opt.zero_grad(set_to_none=True)
+                full = self._to_device(next(self.loader))
+                chunks = {k: v.chunk(self.tc.grad_accum) for k, v in full.items()}
+                for micro in range(self.tc.grad_accum):
+                    batch = {k: v[micro] for k, v in chunks.items()}
+                    sync = self.net.no_sync() if self.dist.enabled and micro < self.tc.grad_accum - 1 else nullcontext()
+                    with sync, self.autocast():
+                        out = self.net(batch, ph.name)
+                    loss = out["loss"]
+                    (loss.float() / self.tc.grad_accum).backward()
+                    for k, v in out.items():
+                        key = prefix + k
+                        logs[key] = logs.get(key, 0.0) + v.detach().float() / self.tc.grad_accum
+                gnorm = torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip or float("inf"))
+                logs[prefix + "grad_norm"] = logs.get(prefix + "grad_norm", 0.0) + gnorm.detach().float()
+                if not (torch.isfinite(loss.detach()) and torch.isfinite(gnorm)):
+                    ok = False
+                    break
+                opt.step()
+            if not ok:
+                break
+        if ok:
+            if self.ema is not None:
+                self.ema.update(self.model)
+            self.step += 1
+        return ok
+
+    @property
+    def sampling_model(self) -> GenerativeModel:
+        return self.ema.model if self.ema is not None else self.model
+
+    def write_samples(self, name: str) -> Path | None:
+        from genlab.report.grid import save_samples
+
+        if not self.dist.is_main:
+            return None
+        m = self.sampling_model
+        m.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), torch.no_grad():
+            g = torch.Generator().manual_seed(1234)
+            n = self.tc.n_samples if self.spec.is_image else 2000
+            labels = m.sample_labels(n)
+            x = m.sample(n, labels=labels, generator=g)
+        m.train()
+        ref = self.test_ds.x[:2000].float() if not self.spec.is_image else None
+        nrow = self.spec.num_classes if labels is not None and self.spec.num_classes <= 16 else None
+        return save_samples(x.cpu(), self.run_dir / rundir.SAMPLES / f"{name}.png", reference=ref, nrow=nrow)
+
+    @torch.no_grad()
+    def quick_eval(self) -> dict[str, float]:
+        """NLL (or its k=1 bound) on eval.n_batches test batches, under genlab's one convention."""
+        from genlab.metrics.likelihood import bits_per_dim
+
+        m = self.sampling_model
+        if m.likelihood == "none":
+            return {}
+        m.eval()
+        nll = []
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            for batch in iterate(self.test_ds, self.test_transform, self.cfg.eval.batch_size, limit=self.cfg.eval.n_batches * self.cfg.eval.batch_size):
+                b = self._to_device(batch)
+                nll.append(m.nll(b["x"], b.get("y") if m.conditional else None, k=1).float().cpu())
+        m.train()
+        v = torch.cat(nll).mean().item()
+        return {"eval/nll": v, "eval/bits_per_dim": float(bits_per_dim(v, self.spec))}
+
+    def _log(self, logs: dict[str, torch.Tensor], n_steps: int, seconds: float, extra: dict[str, float] | None = None) -> dict[str, float]:
+        keys = sorted(logs)
+        vals = torch.zeros(0)
+        if keys:
+            vals = torch.stack([torch.as_tensor(logs[k], dtype=torch.float32, device=self.device) for k in keys]) / max(1, n_steps)
+            vals = D.all_reduce_mean(vals, self.dist)
+        row: dict[str, Any] = {"step": self.step, "epoch": self.loader.epoch, "time": round(self.elapsed, 3), "lr": self.opts[0].param_groups[0]["lr"]}
+        row["images_per_s"] = round(n_steps * self.tc.batch_size / max(seconds, 1e-9), 2)
+        row.update({k: float(v) for k, v in zip(keys, vals.tolist())})
+        row.update(extra or {})
+        if self.dist.is_main:
+            with open(self.run_dir / rundir.METRICS, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        return row
+
+    def fit(self) -> TrainResult:
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.atomic_write_text(self.run_dir / rundir.CONFIG, self.cfg.to_toml())
+            if not self.resuming:
+                (self.run_dir / rundir.METRICS).unlink(missing_ok=True)
+            (self.run_dir / "interrupted").unlink(missing_ok=True)
+        if not self.budget_left():
+            return TrainResult(self.run_dir, self.step, self.elapsed, "already done", self.sampling_model)
+        self.model.train()
+        bar = self._progress_bar()
+        t_log = time.perf_counter()
+        t_ckpt = time.perf_counter()
+        status = "done"
+        try:
+            with _StopSignal() as stop:
+                while self.budget_left():
+                    t0 = time.perf_counter()
+                    ok = self.train_step(self.logs)
+                    self.elapsed += time.perf_counter() - t0
+                    self.n_log += 1
+                    if D.any_rank(not ok, self.dist, self.device):
+                        self._nonfinite(self.logs)
+                    tc = self.tc
+                    if self.step % tc.log_every == 0 or not self.budget_left():
+                        extra = self.quick_eval() if tc.eval_every and self.step % tc.eval_every == 0 else None
+                        row = self._log(self.logs, self.n_log, time.perf_counter() - t_log, extra)
+                        self.logs, t_log, self.n_log = {}, time.perf_counter(), 0
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{row.get('loss', row.get(next((k for k in row if k.endswith('loss')), 'lr'))):.4g}", img_s=f"{row['images_per_s']:.0f}")
+                    elif tc.eval_every and self.step % tc.eval_every == 0:
+                        self._log({}, 0, 1.0, self.quick_eval())
+                    if tc.sample_every and self.step % tc.sample_every == 0:
+                        self.write_samples(f"step_{self.step:07d}")
+                    if self.step % tc.ckpt_every == 0 or time.perf_counter() - t_ckpt > tc.ckpt_every_time:
+                        self.save()
+                        t_ckpt = time.perf_counter()
+                    if bar is not None:
+                        bar.n = self.step if tc.max_steps else min(int(self.elapsed), int(tc.max_time))
+                        bar.refresh()
+                    if D.any_rank(stop.requested, self.dist, self.device):
+                        status = "interrupted"
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.last_ckpt_step != self.step:
+            self.save()
+        if self.dist.is_main:
+            if status == "interrupted":
+                (self.run_dir / "interrupted").write_text(f"interrupted at step {self.step}; run the same command again to resume\n")
+            else:
+                self.finish()
+        return TrainResult(self.run_dir, self.step, self.elapsed, status, self.sampling_model)
+
+    def finish(self) -> None:
+        """End-of-run artefacts: a final sample grid and the loss curves."""
+        from genlab.report.plots import plot_curves
+
+        self.write_samples("final")
+        if self.tc.eval_every is None:
+            extra = self.quick_eval()
+            if extra:
+                self._log({}, 0, 1.0, extra)
+        plot_curves(self.run_dir / rundir.METRICS, self.run_dir / "loss.png")
+
+    def _nonfinite(self, logs: dict[str, torch.Tensor]) -> None:
+        bad = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if not math.isfinite(float(v))) or "gradient norm"
+        where = f"the last good checkpoint (step {self.last_ckpt_step}) is kept" if self.last_ckpt_step is not None else "no checkpoint was written yet"
+        msg = f"non-finite loss at step {self.step + 1} ({bad}); training stopped and {where} in {self.run_dir}. Try a lower train.lr or train.grad_clip."
+        if self.dist.is_main:
+            with open(self.run_dir / rundir.METRICS, "a") as f:
+                f.write(json.dumps({"step": self.step + 1, "event": "non-finite loss", "message": msg}) + "\n")
+        raise TrainingError(msg)
+
+    def _progress_bar(self) -> Any:
+        if not (self.tc.progress and self.dist.is_main):
+            return None
+        from tqdm.auto import tqdm
+
+        if self.tc.max_steps:
+            return tqdm(total=self.tc.max_steps, initial=self.step, unit="step", dynamic_ncols=True, desc=self.run_dir.name)
+        return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=self.run_dir.name)
+
+
+def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto") -> TrainResult:
+    """Train (or resume) a run; see `Trainer`."""
+    trainer = Trainer(cfg, run_dir, resume=resume)
+    try:
+        return trainer.fit()
+    finally:
+        D.shutdown(trainer.dist)
