@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -54,8 +55,8 @@ def load(run_dir: str | os.PathLike, *, ema: bool = True, device: str | torch.de
     meta = ckpt.read_metadata(path)
     if meta.get("model") != cfg.model.name:
         raise CheckpointError(f"{path} holds a {meta.get('model')!r} model but {run_dir / rundir.CONFIG} names {cfg.model.name!r}")
-    import json
-
+    if "spec" not in meta:
+        raise CheckpointError(f"{path} lacks the data spec in its header; it was not written by genlab's trainer")
     spec = DataSpec.from_dict(json.loads(meta["spec"]))
     model = build_model(cfg.model, spec)
     ckpt.load_weights(path, model)

@@ -12,7 +12,7 @@ from genlab.errors import GenlabError, TrainingError
 EPILOG_TRAIN = """examples:
   genlab train configs/vae/vae_fmnist.toml
   genlab train configs/vae/vae_fmnist.toml train.max_time=120 model.latent_dim=16 --run runs/small
-  torchrun --nproc_per_node 2 -m genlab train configs/vae/vae_fmnist.toml   # data parallel
+  torchrun --nproc_per_node 2 -m genlab train configs/vae/vae_fmnist.toml --run-dir runs/ddp   # data parallel
 A run directory that exists is resumed when its config matches (budgets may change), refused otherwise."""
 
 
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", help="preset TOML file, e.g. configs/vae/vae_fmnist.toml")
     t.add_argument("overrides", nargs="*", metavar="section.key=value", help="override any config key")
-    t.add_argument("--run", default=None, help="run directory (default: runs/<preset name>)")
+    t.add_argument("--run", "--run-dir", dest="run", default=None, help="run directory (default: runs/<preset name>); under torchrun write --run-dir")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="require an existing checkpoint to resume")
     g.add_argument("--fresh", action="store_true", help="refuse to reuse an existing run directory")

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test suite: set up, fetch the data the data tests read, lint, run pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/get_data.sh
+.venv/bin/ruff check src tests bench
+.venv/bin/python -m pytest -q "$@"
