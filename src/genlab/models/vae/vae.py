@@ -1,0 +1,326 @@
+"""Variational autoencoder (Kingma & Welling 2014) with the importance-weighted bound (IWAE, Burda et al. 2016),
+the beta-VAE weight on the KL (Higgins et al. 2017) and class conditioning (CVAE, Sohn et al. 2015)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from genlab.config import ModelConfig, param
+from genlab.errors import ConfigError
+from genlab.models.base import Batch, GenerativeModel
+from genlab.models.distributions import (
+    BernoulliHead,
+    DiscretizedLogisticHead,
+    DiscretizedLogisticMixtureHead,
+    GaussianHead,
+    LikelihoodHead,
+    Params,
+    gaussian_kl_standard,
+    randn,
+    standard_normal_log_prob,
+)
+from genlab.nn.convnets import ConvDecoder, ConvEncoder, lowest_resolution
+from genlab.nn.mlp import MLP, Activation
+from genlab.registry import register_model
+from genlab.spec import DataSpec
+
+Decoder = Literal["bernoulli", "gaussian", "logistic", "logistic_mixture"]
+
+# Importance samples are decoded in chunks of at most this many data coordinates (chunk x batch x dim): IWAE-1000
+# on a batch of 256 28x28 images then peaks at about 0.6 GB (logistic) to 0.9 GB (5-component mixture) of RSS.
+_IWAE_CHUNK_ELEMENTS = 2**21
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    """A VAE: encoder q(z|x) = N(mu(x), diag sigma^2(x)), prior p(z) = N(0, I), decoder p(x|z) from a likelihood head."""
+
+    name: str = param("vae", help="model name")
+    latent_dim: int = param(32, ge=1, help="dimension of the latent z")
+    net: Literal["auto", "conv", "mlp"] = param("auto", help="encoder/decoder networks: auto = conv for images, mlp for vectors")
+    channels: tuple[int, ...] = param(
+        (32, 64), ge=1, help="conv: channel widths per level; each level halves the resolution (28 -> 14 -> 7)"
+    )
+    blocks: int = param(0, ge=0, help="conv: residual blocks per level (each costs two 3x3 convs at that resolution)")
+    upsample: Literal["transposed", "nearest"] = param(
+        "transposed", help="conv decoder: 4x4 stride-2 transposed conv, or nearest + 3x3 conv (2-4x the FLOPs)"
+    )
+    hidden: tuple[int, ...] = param((512, 256), ge=1, help="mlp: encoder hidden widths, mirrored by the decoder; [] is a linear map")
+    activation: Activation = param("silu", help="activation of both networks")
+    norm: bool = param(True, help="GroupNorm in conv nets, LayerNorm in MLPs")
+    decoder: Literal["auto", "bernoulli", "gaussian", "logistic", "logistic_mixture"] = param(
+        "auto", help="p(x|z): auto = bernoulli for binary data, logistic for 8-bit data, gaussian for dequantised or continuous data"
+    )
+    scale: Literal["pixel", "channel"] = param(
+        "pixel", help="gaussian/logistic: log-scale predicted per pixel by the decoder, or learned per channel"
+    )
+    n_mix: int = param(5, ge=1, help="logistic_mixture: components per pixel")
+    beta: float = param(1.0, ge=0, help="weight of the KL term in the training loss (beta-VAE); bounds always use 1")
+    conditional: bool = param(False, help="class-conditional VAE: one-hot labels feed the encoder and the decoder")
+    free_bits: float = param(0.0, ge=0, help="nats per latent dimension (batch mean) below which the KL is not penalised")
+    kl_warmup_steps: int = param(0, ge=0, help="raise the KL weight linearly from 0 to beta over this many training batches")
+
+
+def _describe(spec: DataSpec) -> str:
+    if spec.encoding == "continuous":
+        return f"continuous vectors of shape {spec.shape}"
+    if spec.encoding == "binary":
+        return "binary images"
+    return "dequantised 8-bit images" if spec.dequantized else "8-bit images (256 levels)"
+
+
+def resolve(cfg: VAEConfig, spec: DataSpec) -> tuple[Literal["conv", "mlp"], Decoder]:
+    """The network kind and likelihood a config means on data `spec`, or a ConfigError naming the key to change."""
+    net = cfg.net if cfg.net != "auto" else ("conv" if spec.is_image else "mlp")
+    if net == "conv":
+        if not spec.is_image:
+            raise ConfigError(f"model.net='conv' needs images, but the data are {_describe(spec)}; set model.net='mlp' (or 'auto')")
+        if not cfg.channels:
+            raise ConfigError("model.channels: a conv net needs at least one level, e.g. [32, 64]")
+        try:
+            lowest_resolution(spec.shape[1:], len(cfg.channels))
+        except ValueError as e:
+            raise ConfigError(f"model.channels={list(cfg.channels)}: {e}") from None
+    decoder = cfg.decoder
+    if decoder == "auto":
+        decoder = {"binary": "bernoulli", "continuous": "gaussian"}.get(spec.encoding, "gaussian" if spec.dequantized else "logistic")
+    what = _describe(spec)
+    if decoder == "bernoulli" and spec.encoding != "binary":
+        raise ConfigError(
+            f"model.decoder='bernoulli' models binary pixels, but the data are {what}; set data.binarize=true (or model.decoder='auto')"
+        )
+    if decoder in ("logistic", "logistic_mixture"):
+        if spec.encoding != "8bit":
+            raise ConfigError(
+                f"model.decoder={decoder!r} models the 256 levels of 8-bit images, but the data are {what}; set model.decoder='auto'"
+            )
+        if spec.dequantized:
+            raise ConfigError(
+                f"model.decoder={decoder!r} is a distribution over the 256 pixel levels, but the data are dequantised; "
+                "set data.dequantize=false (or model.decoder='gaussian')"
+            )
+    if decoder == "gaussian":
+        if spec.encoding == "binary":
+            raise ConfigError(
+                "model.decoder='gaussian' is a density over continuous values, but the data are binary; "
+                "set model.decoder='bernoulli' (or 'auto')"
+            )
+        if spec.encoding == "8bit" and not spec.dequantized:
+            raise ConfigError(
+                "model.decoder='gaussian' is a density, which is no likelihood on the 256 discrete pixel levels; "
+                "set data.dequantize=true (or model.decoder='logistic')"
+            )
+    if cfg.conditional and spec.num_classes == 0:
+        raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
+    return net, decoder
+
+
+def _make_head(decoder: Decoder, cfg: VAEConfig, spec: DataSpec) -> LikelihoodHead:
+    if decoder == "bernoulli":
+        return BernoulliHead(spec.shape)
+    if decoder == "gaussian":
+        return GaussianHead(spec.shape, cfg.scale)
+    if decoder == "logistic":
+        return DiscretizedLogisticHead(spec.shape, cfg.scale)
+    return DiscretizedLogisticMixtureHead(spec.shape, cfg.n_mix)
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation (Shoemake 1985; White 2016 for Gaussian latents): (B, D), (B, D), (T,) -> (B, T, D).
+
+    z(t) = sin((1 - t) omega) / sin omega * z0 + sin(t omega) / sin omega * z1, omega the angle between z0 and z1;
+    linear where the two are (nearly) parallel.
+    """
+    cos = F.cosine_similarity(z0, z1, dim=-1).clamp(-1, 1)[:, None, None]  # (B, 1, 1)
+    omega = torch.arccos(cos)
+    t = t[None, :, None]  # (1, T, 1)
+    sin = torch.sin(omega)
+    parallel = sin.abs() < 1e-6
+    safe = torch.where(parallel, torch.ones_like(sin), sin)
+    w0 = torch.where(parallel, 1 - t, torch.sin((1 - t) * omega) / safe)
+    w1 = torch.where(parallel, t, torch.sin(t * omega) / safe)
+    return w0 * z0[:, None] + w1 * z1[:, None]
+
+
+@register_model("vae", VAEConfig)
+class VAE(GenerativeModel):
+    """q(z|x[, y]) = N(mu, diag exp(logvar)), p(z) = N(0, I), p(x|z[, y]) a likelihood head; all log-densities in nats.
+
+    Example:
+        >>> spec = DataSpec(shape=(1, 28, 28), encoding="binary")
+        >>> vae = VAE(VAEConfig(latent_dim=16), spec)
+        >>> out = vae.loss({"x": x})                 # {"loss", "nll_bound", "recon", "kl"}
+        >>> nll = vae.nll_bound(x, k=1000)           # (B,) IWAE-1000 bound on -log p(x)
+        >>> imgs = vae.sample(64, generator=torch.Generator().manual_seed(0))
+    """
+
+    family = "vae"
+    likelihood = "bound"
+    bound_name = "ELBO / IWAE-k"
+    importance_weighted = True  # nll_bound(k > 1) tightens the bound; the harness reports ELBO and IWAE-k
+
+    def __init__(self, config: VAEConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        net, decoder = resolve(config, spec)
+        self.net_kind, self.decoder_kind = net, decoder
+        self.head = _make_head(decoder, config, spec)
+        D, K = config.latent_dim, spec.num_classes if config.conditional else 0
+        out = self.head.params_per_dim
+        common = {"activation": config.activation}
+        if net == "conv":
+            conv = {"blocks": config.blocks, "norm": config.norm, **common}
+            C, size = spec.shape[0], spec.shape[1:]
+            self.encoder = ConvEncoder(C, size, config.channels, 2 * D, cond_dim=K, **conv)
+            self.decoder = ConvDecoder(D + K, out * C, size, config.channels, upsample=config.upsample, **conv)
+        else:
+            mlp = {"layer_norm": config.norm, **common}
+            self.encoder = MLP(spec.dim + K, 2 * D, config.hidden, **mlp)
+            self.decoder = MLP(D + K, out * spec.dim, tuple(reversed(config.hidden)), **mlp)
+        if config.kl_warmup_steps:
+            # Training batches seen, for the KL warm-up; saved with the weights so a resumed run continues the ramp.
+            self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
+        """One small instance per likelihood head and network kind."""
+        return [
+            ({"latent_dim": 4, "channels": [8, 8], "blocks": 1}, DataSpec((1, 8, 8), encoding="8bit")),
+            ({"latent_dim": 4, "channels": [8]}, DataSpec((1, 8, 8), encoding="binary")),
+            (
+                {"latent_dim": 4, "channels": [8], "decoder": "logistic_mixture", "n_mix": 2, "conditional": True, "upsample": "nearest"},
+                DataSpec((3, 8, 8), num_classes=3),
+            ),
+            (
+                {"latent_dim": 4, "channels": [8], "scale": "channel", "kl_warmup_steps": 10},
+                DataSpec((1, 8, 8), encoding="8bit", dequantized=True),
+            ),
+            ({"latent_dim": 2, "hidden": [16]}, DataSpec((2,), encoding="continuous")),
+        ]
+
+    def _onehot(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor | None:
+        """One-hot labels (n, K) for a conditional model (labels required), None for an unconditional one."""
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError("this VAE is class-conditional (model.conditional=true): pass labels y")
+        if y.shape != (n,):
+            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
+        return F.one_hot(y.to(like.device).long(), self.spec.num_classes).to(like.dtype)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z|x[, y]): x (B, *shape) -> (mu, logvar), each (B, latent_dim). Labels are ignored by an unconditional VAE."""
+        if tuple(x.shape[1:]) != self.spec.shape:
+            raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, self.spec.shape))}), got {tuple(x.shape)}")
+        c = self._onehot(y, x.shape[0], x)
+        if self.net_kind == "conv":
+            h = self.encoder(x, c)
+        else:
+            h = self.encoder(x.flatten(1) if c is None else torch.cat([x.flatten(1), c], dim=1))
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> Params:
+        """p(x|z[, y]): z (B, latent_dim) -> the likelihood head's parameters (see `self.head`)."""
+        c = self._onehot(y, z.shape[0], z)
+        return self.head.params(self.decoder(z if c is None else torch.cat([z, c], dim=1)))
+
+    def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
+        """Negative ELBO per example, batch mean, with the KL weighted by beta (and warm-up / free bits):
+        -E_q[log p(x|z)] + beta KL(q(z|x) || p(z)), one reparameterised sample z = mu + sigma * eps."""
+        x, y = batch["x"], batch.get("y")
+        mu, logvar = self.encode(x, y)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        recon = -self.head.log_prob(x, self.decode(z, y))  # (B,)
+        kl = gaussian_kl_standard(mu, logvar)  # (B, D)
+        # Free bits (Kingma et al. 2016): each latent's batch-mean KL is charged at least free_bits nats.
+        kl_penalty = kl.mean(0).clamp(min=self.config.free_bits).sum()
+        weight = self.config.beta
+        if self.config.kl_warmup_steps:
+            weight = weight * (self.kl_step / self.config.kl_warmup_steps).clamp(max=1.0)
+            if self.training:
+                self.kl_step += 1
+        kl_sum = kl.sum(1)
+        return {
+            "loss": recon.mean() + weight * kl_penalty,
+            "nll_bound": (recon + kl_sum).mean().detach(),
+            "recon": recon.mean().detach(),
+            "kl": kl_sum.mean().detach(),
+        }
+
+    @torch.no_grad()
+    def nll_bound(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Upper bound on -log p(x) per example, (B,), in nats; k = 1 is the negative ELBO, k > 1 the IWAE bound
+
+            -log (1/k) sum_i p(x, z_i) / q(z_i | x),  z_i ~ q(z | x)   (Burda et al. 2016, eq. 8),
+
+        which tightens as k grows. The k samples are decoded in chunks, so k = 1000 fits in memory.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1 importance samples, got {k}")
+        mu, logvar = self.encode(x, y)  # (B, D)
+        B, D = mu.shape
+        chunk = max(1, _IWAE_CHUNK_ELEMENTS // (B * self.spec.dim))
+        log_w = []
+        for start in range(0, k, chunk):
+            c = min(chunk, k - start)
+            eps = randn((B, c, D), mu, generator)
+            z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * eps  # (B, c, D)
+            xs = x.unsqueeze(1).expand(B, c, *x.shape[1:]).reshape(B * c, *x.shape[1:])
+            ys = None if y is None else y.repeat_interleave(c)
+            log_px_z = self.head.log_prob(xs, self.decode(z.reshape(B * c, D), ys)).view(B, c)
+            log_pz = standard_normal_log_prob(z).sum(-1)
+            log_qz = (standard_normal_log_prob(eps) - 0.5 * logvar[:, None]).sum(-1)  # log N(z; mu, sigma^2)
+            log_w.append(log_px_z + log_pz - log_qz)  # (B, c)
+        return math.log(k) - torch.logsumexp(torch.cat(log_w, dim=1), dim=1)
+
+    def _to_data(self, params: Params, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The decoder's mean (or a sample), clamped to [-1, 1] for images."""
+        x = self.head.mean(params) if mean else self.head.sample(params, generator)
+        return x.clamp(-1, 1) if self.spec.is_image else x
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        mean: bool = True,
+    ) -> torch.Tensor:
+        """n examples x = E[x | z] (or x ~ p(x|z) with mean=False), z ~ N(0, temperature^2 I), drawn with `generator`."""
+        if labels is not None and not self.conditional:
+            raise ValueError("labels were given, but this VAE is not class-conditional (model.conditional=false)")
+        if labels is None and self.conditional:
+            raise ValueError("this VAE is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+        z = temperature * randn((n, self.config.latent_dim), next(self.decoder.parameters()), generator)
+        return self._to_data(self.decode(z, labels), mean, generator)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x | z = mu(x)]: the decoder mean at the posterior mean, (B, *shape)."""
+        mu, _ = self.encode(x, y)
+        return self._to_data(self.decode(mu, y))
+
+    @torch.no_grad()
+    def interpolate(
+        self, x0: torch.Tensor, x1: torch.Tensor, steps: int = 8, y: torch.Tensor | None = None, spherical: bool = True
+    ) -> torch.Tensor:
+        """Decoder means along the path between the posterior means of x0 and x1 (B, *shape): (B, steps, *shape).
+
+        `spherical` follows the great circle (slerp), which keeps the path where N(0, I) has its mass; else a line.
+        """
+        mu0, _ = self.encode(x0, y)
+        mu1, _ = self.encode(x1, y)
+        t = torch.linspace(0, 1, steps, dtype=mu0.dtype, device=mu0.device)
+        z = slerp(mu0, mu1, t) if spherical else mu0[:, None] + t[None, :, None] * (mu1 - mu0)[:, None]  # (B, T, D)
+        ys = None if y is None else y.repeat_interleave(steps)
+        out = self._to_data(self.decode(z.flatten(0, 1), ys))
+        return out.view(x0.shape[0], steps, *self.spec.shape)
