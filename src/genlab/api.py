@@ -1,9 +1,9 @@
 """The public Python API; the CLI is a thin layer over these functions.
 
-    import genlab
-    result = genlab.train("configs/vae/vae_fmnist.toml", ["train.max_time=120"])
-    model = genlab.load(result.run_dir)
-    x = model.sample(16, generator=torch.Generator().manual_seed(0))   # (16, 1, 28, 28) in [-1, 1]
+import genlab
+result = genlab.train("configs/vae/vae_fmnist.toml", ["train.max_time=120"])
+model = genlab.load(result.run_dir)
+x = model.sample(16, generator=torch.Generator().manual_seed(0))   # (16, 1, 28, 28) in [-1, 1]
 """
 
 from __future__ import annotations

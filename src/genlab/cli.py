@@ -79,11 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="genlab", description="Train, sample and evaluate deep generative models.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train a model from a preset", description="Train a model from a TOML preset.", epilog=EPILOG_TRAIN,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    t = sub.add_parser(
+        "train",
+        help="train a model from a preset",
+        description="Train a model from a TOML preset.",
+        epilog=EPILOG_TRAIN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     t.add_argument("config", help="preset TOML file, e.g. configs/vae/vae_fmnist.toml")
     t.add_argument("overrides", nargs="*", metavar="section.key=value", help="override any config key")
-    t.add_argument("--run", "--run-dir", dest="run", default=None, help="run directory (default: runs/<preset name>); under torchrun write --run-dir")
+    t.add_argument(
+        "--run", "--run-dir", dest="run", default=None, help="run directory (default: runs/<preset name>); under torchrun write --run-dir"
+    )
     g = t.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="require an existing checkpoint to resume")
     g.add_argument("--fresh", action="store_true", help="refuse to reuse an existing run directory")

@@ -18,7 +18,9 @@ from genlab.train import rundir
 
 
 @torch.no_grad()
-def per_example_nll(model: Any, ds: Any, transform: Any, *, k: int, batch_size: int, limit: int | None, seed: int = 0, progress: bool = True) -> torch.Tensor:
+def per_example_nll(
+    model: Any, ds: Any, transform: Any, *, k: int, batch_size: int, limit: int | None, seed: int = 0, progress: bool = True
+) -> torch.Tensor:
     """NLL (nats) of each test example: exact, or the bound with k importance samples."""
     from tqdm.auto import tqdm
 
@@ -43,17 +45,26 @@ def evaluate_run(run_dir: Path, overrides: list[str] | dict | None = None, *, de
     if not (run_dir / rundir.WEIGHTS).is_file():
         raise CheckpointError(f"{run_dir} has no checkpoint ({rundir.WEIGHTS}); train it first with `genlab train`")
     model = load(run_dir, device=device)
-    cfg = build_run_config(model.run_config, [f"eval.{k}" if not k.startswith("eval.") else k for k in (overrides or [])] if isinstance(overrides, list) else overrides)
+    cfg = build_run_config(
+        model.run_config,
+        [f"eval.{k}" if not k.startswith("eval.") else k for k in (overrides or [])] if isinstance(overrides, list) else overrides,
+    )
     ec = cfg.eval
     ds, transform = load_dataset(cfg.data, ec.split)
     result: dict[str, Any] = {"run": str(run_dir), "model": cfg.model.name, "family": model.family, "step": model.trained_steps}
-    conventions: dict[str, Any] = {"split": ec.split, "n_examples": min(len(ds), ec.n_examples or len(ds)), "weights": "ema" if (run_dir / rundir.EMA_WEIGHTS).is_file() else "model"}
+    conventions: dict[str, Any] = {
+        "split": ec.split,
+        "n_examples": min(len(ds), ec.n_examples or len(ds)),
+        "weights": "ema" if (run_dir / rundir.EMA_WEIGHTS).is_file() else "model",
+    }
     if model.likelihood != "none":
         t0 = time.perf_counter()
         if model.likelihood == "bound" and getattr(model, "importance_weighted", False):
             elbo = per_example_nll(model, ds, transform, k=1, batch_size=ec.batch_size, limit=ec.n_examples, progress=progress)
             result["elbo"] = likelihood_report(elbo, model.spec, exact=False, bound_name="ELBO")
-            nll = per_example_nll(model, ds, transform, k=ec.iwae_k, batch_size=max(1, ec.batch_size // 4), limit=ec.n_examples, progress=progress)
+            nll = per_example_nll(
+                model, ds, transform, k=ec.iwae_k, batch_size=max(1, ec.batch_size // 4), limit=ec.n_examples, progress=progress
+            )
             bound = f"IWAE-{ec.iwae_k}"
         else:
             nll = per_example_nll(model, ds, transform, k=1, batch_size=ec.batch_size, limit=ec.n_examples, progress=progress)

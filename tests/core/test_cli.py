@@ -7,13 +7,23 @@ import pytest
 
 from genlab.cli import main
 
-ARGS = ["data.name=test_images", "model.name=test_gaussian", "train.max_steps=20", "train.batch_size=32", "train.progress=false", "train.log_every=5"]
+ARGS = [
+    "data.name=test_images",
+    "model.name=test_gaussian",
+    "train.max_steps=20",
+    "train.batch_size=32",
+    "train.progress=false",
+    "train.log_every=5",
+]
 
 
 @pytest.fixture
 def preset(tmp_path):
     p = tmp_path / "tiny.toml"
-    p.write_text('[data]\nname = "test_images"\n\n[model]\nname = "test_gaussian"\nconditional = true\n\n[train]\nmax_steps = 20\nbatch_size = 32\nprogress = false\n')
+    p.write_text(
+        '[data]\nname = "test_images"\n\n[model]\nname = "test_gaussian"\nconditional = true\n\n'
+        "[train]\nmax_steps = 20\nbatch_size = 32\nprogress = false\n"
+    )
     return p
 
 

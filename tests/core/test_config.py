@@ -9,7 +9,9 @@ BASE = {"data": {"name": "test_images"}, "model": {"name": "test_gaussian"}, "tr
 
 
 def test_overrides_are_typed():
-    cfg = build_run_config(BASE, ["train.lr=3e-4", "train.betas=[0.5, 0.9]", "train.progress=false", "model.conditional=true", "data.pad_to=10"])
+    cfg = build_run_config(
+        BASE, ["train.lr=3e-4", "train.betas=[0.5, 0.9]", "train.progress=false", "model.conditional=true", "data.pad_to=10"]
+    )
     assert cfg.train.lr == 3e-4 and cfg.train.betas == (0.5, 0.9) and cfg.train.progress is False
     assert cfg.model.conditional is True and cfg.data.pad_to == 10
 

@@ -13,7 +13,6 @@ from genlab.models import build_model
 from genlab.train import checkpoint as ckpt
 
 
-
 def _n_cases(name):
     try:
         return len(registry.model(name)[1].contract_cases())

@@ -13,8 +13,17 @@ from safetensors.torch import load_file
 from genlab.report.plots import read_metrics
 
 SCRIPT = str(Path(__file__).parents[1] / "_train_cli.py")
-ARGS = ["data.name=test_images", "model.name=test_gaussian", "train.batch_size=32", "train.max_steps=20", "train.lr=0.05",
-        "train.log_every=5", "train.ckpt_every=10", "train.progress=false", "train.ema_decay=0.9"]
+ARGS = [
+    "data.name=test_images",
+    "model.name=test_gaussian",
+    "train.batch_size=32",
+    "train.max_steps=20",
+    "train.lr=0.05",
+    "train.log_every=5",
+    "train.ckpt_every=10",
+    "train.progress=false",
+    "train.ema_decay=0.9",
+]
 
 
 def run(cmd, cwd):
@@ -29,8 +38,25 @@ def test_two_process_run_matches_single_process(tmp_path):
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('[data]\nname = "test_images"\n[model]\nname = "test_gaussian"\n[train]\nmax_steps = 20\n')
     run([sys.executable, SCRIPT, "train", str(cfg), *ARGS, "train.num_threads=1", "--run", str(tmp_path / "single")], tmp_path)
-    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", SCRIPT, "train", str(cfg), *ARGS,
-         "train.num_threads=1", "--run-dir", str(tmp_path / "ddp")], tmp_path)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            SCRIPT,
+            "train",
+            str(cfg),
+            *ARGS,
+            "train.num_threads=1",
+            "--run-dir",
+            str(tmp_path / "ddp"),
+        ],
+        tmp_path,
+    )
     single, ddp = read_metrics(tmp_path / "single" / "metrics.jsonl"), read_metrics(tmp_path / "ddp" / "metrics.jsonl")
     s_loss = [(r["step"], r["loss"]) for r in single if "loss" in r]
     d_loss = [(r["step"], r["loss"]) for r in ddp if "loss" in r]
@@ -59,8 +85,24 @@ def test_ranks_stay_in_sync_and_only_rank0_writes(tmp_path):
         "t.fit()\n"
         "torch.save(t.model.state_dict(), f'{sys.argv[1]}.rank{t.dist.rank}.pt')\n"
     )
-    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534", str(dump), str(tmp_path / "run"),
-         "train.batch_size=16", "train.log_every=2", "train.progress=false", "train.num_threads=1"], tmp_path)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29534",
+            str(dump),
+            str(tmp_path / "run"),
+            "train.batch_size=16",
+            "train.log_every=2",
+            "train.progress=false",
+            "train.num_threads=1",
+        ],
+        tmp_path,
+    )
     r0, r1 = torch.load(tmp_path / "run.rank0.pt"), torch.load(tmp_path / "run.rank1.pt")
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
     assert len(read_metrics(tmp_path / "run" / "metrics.jsonl")) == 3  # one writer: 3 lines, not 6

@@ -104,8 +104,11 @@ def test_time_budget_stops(tmp_path, gauss_cfg):
 
 
 def test_two_phase_model_steps_each_optimiser(tmp_path):
-    cfg = {"data": {"name": "test_images"}, "model": {"name": "test_twophase", "n_critic": 3},
-           "train": {"batch_size": 16, "max_steps": 4, "log_every": 2, "progress": False, "warmup_steps": 0, "schedule": "constant"}}
+    cfg = {
+        "data": {"name": "test_images"},
+        "model": {"name": "test_twophase", "n_critic": 3},
+        "train": {"batch_size": 16, "max_steps": 4, "log_every": 2, "progress": False, "warmup_steps": 0, "schedule": "constant"},
+    }
     from genlab.config import build_run_config
     from genlab.train.trainer import Trainer
 

@@ -78,7 +78,17 @@ class Loader:
     """Endless batches from an ArrayDataset, shuffled per epoch; rank `rank` of `world_size`
     gets its contiguous slice of every global batch. State: (epoch, position, batches served)."""
 
-    def __init__(self, ds: ArrayDataset, transform: BatchTransform, batch_size: int, *, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True):
+    def __init__(
+        self,
+        ds: ArrayDataset,
+        transform: BatchTransform,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+    ):
         if batch_size % world_size:
             raise DataError(f"train.batch_size={batch_size} is not divisible by the {world_size} processes")
         if len(ds) < batch_size:

@@ -14,7 +14,8 @@ def to_unit_range(x: torch.Tensor) -> torch.Tensor:
 
 def dequantize(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """uint8 + U[0, 1) noise -> (x + u) / 128 - 1 in [-1, 1): the continuous density's input."""
-    return (x.float() + u) / 128.0 - 1.0
+    # In float32, x + u for u within 2^-16 of 1 rounds up to x + 1 (1.0 for x = 255): cap u below that.
+    return (x.float() + u.clamp(max=1 - 2**-16)) / 128.0 - 1.0
 
 
 def binarize(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

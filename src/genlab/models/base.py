@@ -86,6 +86,11 @@ class GenerativeModel(nn.Module):
             return None
         return torch.arange(n, device=self.device) % self.spec.num_classes
 
+    def figures(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
+        """Extra pictures of a trained model on test examples: name -> (images N x C x H x W in [-1, 1],
+        images per row). Latent families show reconstructions and interpolations; none by default."""
+        return {}
+
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
         """Small (config overrides, data spec) pairs the contract test builds this model with."""

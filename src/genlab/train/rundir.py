@@ -9,11 +9,29 @@ from typing import Literal
 from genlab.config import RunConfig, build_run_config, load_toml
 from genlab.errors import CheckpointError
 
-CONFIG, WEIGHTS, EMA_WEIGHTS, STATE, METRICS, SAMPLES = "config.toml", "model.safetensors", "ema.safetensors", "state.pt", "metrics.jsonl", "samples"
+CONFIG, WEIGHTS, EMA_WEIGHTS, STATE, METRICS, SAMPLES = (
+    "config.toml",
+    "model.safetensors",
+    "ema.safetensors",
+    "state.pt",
+    "metrics.jsonl",
+    "samples",
+)
 GENLAB_FILES = {CONFIG, WEIGHTS, EMA_WEIGHTS, STATE, METRICS, SAMPLES, "loss.png", "eval.json", "report.html", "report.md", "interrupted"}
 # Keys that may change when a run is resumed: budgets and how it runs, not what it learns.
-RESUMABLE_CHANGES = {"train.max_steps", "train.max_time", "train.progress", "train.num_threads", "train.device", "train.sample_every",
-                     "train.eval_every", "train.log_every", "train.ckpt_every", "train.ckpt_every_time", "eval"}
+RESUMABLE_CHANGES = {
+    "train.max_steps",
+    "train.max_time",
+    "train.progress",
+    "train.num_threads",
+    "train.device",
+    "train.sample_every",
+    "train.eval_every",
+    "train.log_every",
+    "train.ckpt_every",
+    "train.ckpt_every_time",
+    "eval",
+}
 
 
 def default_run_dir(config_path: str | os.PathLike | None, cfg: RunConfig) -> Path:
@@ -48,7 +66,9 @@ def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
     run_dir = Path(run_dir)
     path = run_dir / CONFIG
     if not path.is_file():
-        raise CheckpointError(f"{run_dir} is not a genlab run directory (no {CONFIG}); train one with `genlab train CONFIG --run {run_dir}`")
+        raise CheckpointError(
+            f"{run_dir} is not a genlab run directory (no {CONFIG}); train one with `genlab train CONFIG --run {run_dir}`"
+        )
     return build_run_config(load_toml(path))
 
 

@@ -94,7 +94,9 @@ class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto"):
         self.cfg, self.tc = cfg, cfg.train
         self.run_dir = Path(run_dir)
-        self.dist = D.init_from_env("cuda" if "cuda" in self.tc.device or (self.tc.device == "auto" and torch.cuda.is_available()) else "cpu")
+        self.dist = D.init_from_env(
+            "cuda" if "cuda" in self.tc.device or (self.tc.device == "auto" and torch.cuda.is_available()) else "cpu"
+        )
         self.device = resolve_device(self.tc.device, self.dist)
         if self.device.type == "cpu":
             torch.set_num_threads(self.tc.num_threads or max(1, (os.cpu_count() or 1) // self.dist.world_size))
@@ -107,8 +109,13 @@ class Trainer:
         self.test_ds, self.test_transform = load_dataset(cfg.data, "test")
         self.spec = self.transform.spec
         if (self.tc.batch_size // self.dist.world_size) % self.tc.grad_accum:
-            raise ConfigError(f"train.batch_size={self.tc.batch_size} over {self.dist.world_size} processes is not divisible by train.grad_accum={self.tc.grad_accum}")
-        self.loader = Loader(self.train_ds, self.transform, self.tc.batch_size, seed=self.tc.seed, rank=self.dist.rank, world_size=self.dist.world_size)
+            raise ConfigError(
+                f"train.batch_size={self.tc.batch_size} over {self.dist.world_size} processes "
+                f"is not divisible by train.grad_accum={self.tc.grad_accum}"
+            )
+        self.loader = Loader(
+            self.train_ds, self.transform, self.tc.batch_size, seed=self.tc.seed, rank=self.dist.rank, world_size=self.dist.world_size
+        )
 
         torch.manual_seed(self.tc.seed)
         self.model = build_model(cfg.model, self.spec).to(self.device)
@@ -119,7 +126,11 @@ class Trainer:
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            self.net = DDP(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None, find_unused_parameters=len(self.phases) > 1)
+            self.net = DDP(
+                self.net,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=len(self.phases) > 1,
+            )
         self.autocast = self._autocast()
         self.step, self.elapsed, self.last_ckpt_step = 0, 0.0, None
         self.logs: dict[str, torch.Tensor] = {}  # sums since the last metrics line (saved for exact resume)
@@ -307,6 +318,20 @@ class Trainer:
         return save_samples(x.cpu(), self.run_dir / rundir.SAMPLES / f"{name}.png", reference=ref, nrow=nrow)
 
     @torch.no_grad()
+    def write_figures(self) -> None:
+        """The model's own pictures (reconstructions, interpolations) on the first test examples."""
+        from genlab.report.grid import save_image_grid
+
+        m = self.sampling_model
+        batch = self._to_device(next(iterate(self.test_ds, self.test_transform, 64)))
+        m.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            figs = m.figures(batch)
+        m.train()
+        for name, (images, nrow) in figs.items():
+            save_image_grid(images.cpu(), self.run_dir / rundir.SAMPLES / f"{name}.png", nrow=nrow, scale=2)
+
+    @torch.no_grad()
     def quick_eval(self) -> dict[str, float]:
         """NLL (or its k=1 bound) on eval.n_batches test batches, under genlab's one convention."""
         from genlab.metrics.likelihood import bits_per_dim
@@ -318,7 +343,9 @@ class Trainer:
         nll = []
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(0)
-            for batch in iterate(self.test_ds, self.test_transform, self.cfg.eval.batch_size, limit=self.cfg.eval.n_batches * self.cfg.eval.batch_size):
+            for batch in iterate(
+                self.test_ds, self.test_transform, self.cfg.eval.batch_size, limit=self.cfg.eval.n_batches * self.cfg.eval.batch_size
+            ):
                 b = self._to_device(batch)
                 nll.append(m.nll(b["x"], b.get("y") if m.conditional else None, k=1).float().cpu())
         m.train()
@@ -331,7 +358,12 @@ class Trainer:
         if keys:
             vals = torch.stack([torch.as_tensor(logs[k], dtype=torch.float32, device=self.device) for k in keys]) / max(1, n_steps)
             vals = D.all_reduce_mean(vals, self.dist)
-        row: dict[str, Any] = {"step": self.step, "epoch": self.loader.epoch, "time": round(self.elapsed, 3), "lr": self.opts[0].param_groups[0]["lr"]}
+        row: dict[str, Any] = {
+            "step": self.step,
+            "epoch": self.loader.epoch,
+            "time": round(self.elapsed, 3),
+            "lr": self.opts[0].param_groups[0]["lr"],
+        }
         row["images_per_s"] = round(n_steps * self.tc.batch_size / max(seconds, 1e-9), 2)
         row.update({k: float(v) for k, v in zip(keys, vals.tolist())})
         row.update(extra or {})
@@ -369,7 +401,10 @@ class Trainer:
                         row = self._log(self.logs, self.n_log, time.perf_counter() - t_log, extra)
                         self.logs, t_log, self.n_log = {}, time.perf_counter(), 0
                         if bar is not None:
-                            bar.set_postfix(loss=f"{row.get('loss', row.get(next((k for k in row if k.endswith('loss')), 'lr'))):.4g}", img_s=f"{row['images_per_s']:.0f}")
+                            bar.set_postfix(
+                                loss=f"{row.get('loss', row.get(next((k for k in row if k.endswith('loss')), 'lr'))):.4g}",
+                                img_s=f"{row['images_per_s']:.0f}",
+                            )
                     elif tc.eval_every and self.step % tc.eval_every == 0:
                         self._log({}, 0, 1.0, self.quick_eval())
                     if tc.sample_every and self.step % tc.sample_every == 0:
@@ -400,6 +435,7 @@ class Trainer:
         from genlab.report.plots import plot_curves
 
         self.write_samples("final")
+        self.write_figures()
         if self.tc.eval_every is None:
             extra = self.quick_eval()
             if extra:
@@ -408,8 +444,15 @@ class Trainer:
 
     def _nonfinite(self, logs: dict[str, torch.Tensor]) -> None:
         bad = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if not math.isfinite(float(v))) or "gradient norm"
-        where = f"the last good checkpoint (step {self.last_ckpt_step}) is kept" if self.last_ckpt_step is not None else "no checkpoint was written yet"
-        msg = f"non-finite loss at step {self.step + 1} ({bad}); training stopped and {where} in {self.run_dir}. Try a lower train.lr or train.grad_clip."
+        where = (
+            f"the last good checkpoint (step {self.last_ckpt_step}) is kept"
+            if self.last_ckpt_step is not None
+            else "no checkpoint was written yet"
+        )
+        msg = (
+            f"non-finite loss at step {self.step + 1} ({bad}); training stopped and {where} in {self.run_dir}. "
+            "Try a lower train.lr or train.grad_clip."
+        )
         if self.dist.is_main:
             with open(self.run_dir / rundir.METRICS, "a") as f:
                 f.write(json.dumps({"step": self.step + 1, "event": "non-finite loss", "message": msg}) + "\n")

@@ -324,3 +324,16 @@ class VAE(GenerativeModel):
         ys = None if y is None else y.repeat_interleave(steps)
         out = self._to_data(self.decode(z.flatten(0, 1), ys))
         return out.view(x0.shape[0], steps, *self.spec.shape)
+
+    @torch.no_grad()
+    def figures(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
+        """Reconstructions (originals above, reconstructions below) and latent interpolations, for images."""
+        if not self.spec.is_image or len(batch["x"]) < 16:
+            return {}
+        x, y = batch["x"][:16], batch.get("y")
+        y = y[:16] if self.conditional else None
+        rec = torch.cat([x[:8], self.reconstruct(x[:8], None if y is None else y[:8])])
+        # Interpolations keep the label of the start image for a conditional model.
+        ys = None if y is None else y[:4]
+        path = self.interpolate(x[:4], x[8:12], steps=10, y=ys)  # (4, 10, C, H, W)
+        return {"reconstructions": (rec, 8), "interpolations": (path.flatten(0, 1), 10)}
