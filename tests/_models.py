@@ -12,7 +12,7 @@ from torch import nn
 from genlab.config import DataConfig, ModelConfig, param
 from genlab.data.base import ArrayDataset
 from genlab.models.base import GenerativeModel, Phase
-from genlab.registry import register_dataset, register_model
+from genlab.registry import register_dataset, register_features, register_model
 from genlab.spec import DataSpec
 
 
@@ -120,3 +120,19 @@ class TinyAdversarial(GenerativeModel):
     @classmethod
     def contract_cases(cls):
         return [({}, DataSpec((2,), encoding="continuous")), ({"n_critic": 1}, DataSpec((1, 4, 4)))]
+
+
+class _TestFeatures(nn.Module):
+    """A fixed feature network for the 8x8 test images: brightness statistics and a brightness classifier."""
+
+    def features(self, x):
+        return torch.stack([x.mean((1, 2, 3)), x.std((1, 2, 3)), x[:, :, :4].mean((1, 2, 3)), x[:, :, 4:].mean((1, 2, 3))], 1)
+
+    def classify(self, x):
+        centres = torch.tensor([30.0, 80.0, 130.0, 180.0]) / 127.5 - 1
+        return -((x.mean((1, 2, 3))[:, None] - centres) ** 2) * 100
+
+
+@register_features("test_images")
+def _test_features():
+    return _TestFeatures()

@@ -250,7 +250,10 @@ class EvalConfig:
     iwae_k: int = param(1000, ge=1, help="importance samples for the IWAE bound (latent-variable models)")
     batch_size: int = param(256, ge=1, help="evaluation batch size")
     n_batches: int = param(4, ge=1, help="test batches for the periodic evaluation during training")
-    n_samples: int = param(10000, ge=1, help="samples for sample-quality metrics")
+    n_samples: int = param(10000, ge=2, help="samples for sample-quality metrics")
+    sample_metrics: bool = param(True, help="compute FID/KID/precision/recall/density/coverage (images) or MMD (2D data)")
+    features: str | None = param(None, help="feature network for image metrics (default: the dataset's own, e.g. fashion_mnist)")
+    seed: int = param(0, help="seed for the evaluation's samples and noise")
 
 
 @dataclass

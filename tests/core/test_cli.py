@@ -47,9 +47,13 @@ def test_train_sample_eval_info(preset, tmp_path, capsys, monkeypatch):
     assert np.load(tmp_path / "s2.npz")["labels"].tolist() == [2, 2, 2, 2]
     assert main(["sample", str(run), "--n", "8", "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 100
-    assert main(["eval", str(run)]) == 0
+    with pytest.warns(UserWarning, match="need at least 2000 samples"):
+        assert main(["eval", str(run), "eval.n_samples=400"]) == 0
     ev = json.loads((run / "eval.json").read_text())
     assert ev["likelihood"] == "exact" and ev["nll"] > 0 and 0 < ev["bits_per_dim"] < 16
+    for key in ["fid", "kid", "precision", "recall", "density", "coverage", "accuracy", "seconds_per_sample"]:
+        assert isinstance(ev[key], float), key
+    assert len(ev["per_class"]) == 4 and ev["conventions"]["samples"]["features"] == "test_images"
     capsys.readouterr()
     assert main(["info", str(run)]) == 0
     info = json.loads(capsys.readouterr().out)
