@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/get_data.sh
+bash scripts/setup_browser.sh
 .venv/bin/ruff check src tests bench
 .venv/bin/python -m pytest -q "$@"

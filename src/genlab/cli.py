@@ -118,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="describe a run", description="Model, data, step, parameters and last metrics of a run.")
     i.add_argument("run", help="run directory")
     i.set_defaults(fn=_cmd_info)
+
+    from genlab.report.html import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return p
 
 
