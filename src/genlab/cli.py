@@ -119,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run", help="run directory")
     i.set_defaults(fn=_cmd_info)
 
+    from genlab.apps.augment import add_parser as add_augment_parser
     from genlab.report.html import add_parser as add_report_parser
 
     add_report_parser(sub)
+    add_augment_parser(sub)
     return p
 
 

@@ -27,7 +27,7 @@ def preset(tmp_path):
     return p
 
 
-@pytest.mark.parametrize("cmd", ["train", "sample", "eval", "list", "info", "report"])
+@pytest.mark.parametrize("cmd", ["train", "sample", "eval", "list", "info", "report", "augment"])
 def test_help(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([cmd, "--help"])

@@ -470,8 +470,12 @@ class Trainer:
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto") -> TrainResult:
     """Train (or resume) a run; see `Trainer`."""
-    trainer = Trainer(cfg, run_dir, resume=resume)
+    threads = torch.get_num_threads()
     try:
-        return trainer.fit()
+        trainer = Trainer(cfg, run_dir, resume=resume)
+        try:
+            return trainer.fit()
+        finally:
+            D.shutdown(trainer.dist)
     finally:
-        D.shutdown(trainer.dist)
+        torch.set_num_threads(threads)  # the trainer's thread count is not left behind in the caller
