@@ -17,7 +17,20 @@ CONFIG, WEIGHTS, EMA_WEIGHTS, STATE, METRICS, SAMPLES = (
     "metrics.jsonl",
     "samples",
 )
-GENLAB_FILES = {CONFIG, WEIGHTS, EMA_WEIGHTS, STATE, METRICS, SAMPLES, "loss.png", "eval.json", "report.html", "report.md", "interrupted", "augment.json"}
+GENLAB_FILES = {
+    CONFIG,
+    WEIGHTS,
+    EMA_WEIGHTS,
+    STATE,
+    METRICS,
+    SAMPLES,
+    "loss.png",
+    "eval.json",
+    "report.html",
+    "report.md",
+    "interrupted",
+    "augment.json",
+}
 # Keys that may change when a run is resumed: budgets and how it runs, not what it learns.
 RESUMABLE_CHANGES = {
     "train.max_steps",
