@@ -101,6 +101,10 @@ def image_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any]
         raise DataError(f"samples have shape {tuple(x.shape[1:])} but the reference images {ref_shape}: channels differ")
     if ec.n_samples < STABLE_SAMPLES:
         warnings.warn(f"eval.n_samples={ec.n_samples}: FID/KID/precision/recall need at least {STABLE_SAMPLES} samples to be stable")
+    try:
+        feats = extract_features(net, x)
+    except ValueError as e:
+        raise DataError(f"samples of shape {tuple(x.shape[1:])} do not fit the feature network {name!r}: {e}") from None
     ref_name = cfg.data.name if cfg.data.name in ("fashion_mnist", "mnist") else None
     if ref_name is not None:
         ref = reference_stats(ref_name, ec.split, name)
@@ -110,7 +114,6 @@ def image_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any]
         feats_ref = extract_features(net, test.x)
         mu, sigma = gaussian_stats(feats_ref)
         ref = {"features": feats_ref, "mu": mu, "sigma": sigma}
-    feats = extract_features(net, x)
     k_mean, k_std = kid(ref["features"], feats, subset_size=min(1000, len(feats), len(ref["features"])), seed=ec.seed)
     out = {"fid": fid_from_stats(feats, ref["mu"], ref["sigma"]), "kid": k_mean, "kid_std": k_std}
     out["precision"], out["recall"] = precision_recall(ref["features"], feats, k=3)
