@@ -67,13 +67,13 @@ def main() -> None:
         timings.setdefault("features", time.perf_counter() - t0)
         row = {"set": name}
         for metric, fn in [
-            ("fid", lambda: fid(ref, feats)),
-            ("kid", lambda: kid(ref, feats)[0]),
-            ("precision_recall", lambda: precision_recall(ref, feats, k=3)),
-            ("density_coverage", lambda: density_coverage(ref, feats, k=5)),
+            ("fid", lambda f: fid(ref, f)),
+            ("kid", lambda f: kid(ref, f)[0]),
+            ("precision_recall", lambda f: precision_recall(ref, f, k=3)),
+            ("density_coverage", lambda f: density_coverage(ref, f, k=5)),
         ]:
             t0 = time.perf_counter()
-            value = fn()
+            value = fn(feats)
             timings.setdefault(metric, time.perf_counter() - t0)
             if isinstance(value, tuple):
                 a_, b_ = metric.split("_")
