@@ -41,7 +41,7 @@ def _type_name(tp: Any) -> str:
         args = [a for a in typing.get_args(tp) if a is not Ellipsis]
         return f"a list of {_type_name(args[0])}" if args else "a list"
     if tp is type(None):
-        return "nothing (omit the key)"
+        return "none"
     return getattr(tp, "__name__", str(tp))
 
 
@@ -56,8 +56,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}.{did_you_mean(str(value), map(str, choices))}")
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
+        if type(None) in args and (value is None or (isinstance(value, str) and value.lower() in ("none", "null"))):
+            return None  # `key=none` on the command line unsets an optional key
         for a in args:
             if a is type(None):
                 continue

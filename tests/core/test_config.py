@@ -71,6 +71,7 @@ def test_missing_or_invalid_file(tmp_path):
 def test_coerce_optional_and_tuples():
     assert coerce("none_like", str | None, "k") == "none_like"
     assert coerce(None, int | None, "k") is None
+    assert coerce("none", float | None, "k") is None  # unsets an optional key from the command line
     assert coerce("[32, 64]", tuple[int, ...], "k") == (32, 64)
     with pytest.raises(ConfigError, match=r"k\[1\]: expected int"):
         coerce([1, "x"], tuple[int, ...], "k")
