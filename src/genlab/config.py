@@ -218,7 +218,7 @@ class TrainConfig:
     warmup_steps: int = param(100, ge=0, help="linear warm-up steps")
     schedule: Literal["cosine", "constant"] = param("cosine", help="learning-rate schedule after warm-up")
     min_lr_ratio: float = param(0.1, ge=0, le=1, help="cosine: final lr as a fraction of the peak")
-    grad_clip: float | None = param(1.0, gt=0, help="clip the global gradient norm (omit for none)")
+    grad_clip: float | None = param(None, gt=0, help="clip the global gradient norm to this value (default: no clipping)")
     grad_accum: int = param(1, ge=1, help="micro-batches accumulated per optimiser step")
     ema_decay: float = param(0.0, ge=0, lt=1, help="EMA of the weights (0 = off); sampling uses the EMA")
     ema_warmup: bool = param(True, help="EMA decay ramps as min(decay, (1 + n) / (10 + n))")

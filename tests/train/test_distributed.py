@@ -26,6 +26,10 @@ ARGS = [
 ]
 
 
+def torchrun(port, *args):
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), *args]
+
+
 def run(cmd, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
     p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
@@ -39,14 +43,8 @@ def test_two_process_run_matches_single_process(tmp_path):
     cfg.write_text('[data]\nname = "test_images"\n[model]\nname = "test_gaussian"\n[train]\nmax_steps = 20\n')
     run([sys.executable, SCRIPT, "train", str(cfg), *ARGS, "train.num_threads=1", "--run", str(tmp_path / "single")], tmp_path)
     run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29533",
+        torchrun(
+            29533,
             SCRIPT,
             "train",
             str(cfg),
@@ -54,7 +52,7 @@ def test_two_process_run_matches_single_process(tmp_path):
             "train.num_threads=1",
             "--run-dir",
             str(tmp_path / "ddp"),
-        ],
+        ),
         tmp_path,
     )
     single, ddp = read_metrics(tmp_path / "single" / "metrics.jsonl"), read_metrics(tmp_path / "ddp" / "metrics.jsonl")
@@ -86,21 +84,15 @@ def test_ranks_stay_in_sync_and_only_rank0_writes(tmp_path):
         "torch.save(t.model.state_dict(), f'{sys.argv[1]}.rank{t.dist.rank}.pt')\n"
     )
     run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29534",
+        torchrun(
+            29534,
             str(dump),
             str(tmp_path / "run"),
             "train.batch_size=16",
             "train.log_every=2",
             "train.progress=false",
             "train.num_threads=1",
-        ],
+        ),
         tmp_path,
     )
     r0, r1 = torch.load(tmp_path / "run.rank0.pt"), torch.load(tmp_path / "run.rank1.pt")
