@@ -138,3 +138,20 @@ def test_foreign_directory_is_refused(tmp_path, gauss_cfg):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
     with pytest.raises(CheckpointError, match="cannot resume"):
         genlab.train(gauss_cfg, run_dir=tmp_path / "nothing", resume="always")
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path, gauss_cfg):
+    from genlab.config import build_run_config
+    from genlab.train.trainer import Trainer
+
+    t = Trainer(build_run_config(gauss_cfg, ["train.precision=bf16", "train.max_steps=10"]), tmp_path / "run")
+    with t.autocast():
+        assert torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    res = t.fit()
+    assert res.step == 10 and all(torch.isfinite(p).all() for p in res.model.parameters())
+
+
+def test_progress_bar_shows_loss_and_speed(tmp_path, gauss_cfg, capsys):
+    genlab.train(gauss_cfg, ["train.progress=true", "train.max_steps=10"], run_dir=tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "10/10" in err and "loss=" in err and "img_s=" in err
