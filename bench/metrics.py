@@ -54,7 +54,7 @@ def main() -> None:
     from genlab.config import DataConfig
     from genlab.data import load_dataset
     from genlab.metrics import density_coverage, fid, kid, precision_recall
-    from genlab.metrics.features import extract_features, get_feature_net
+    from genlab.metrics.feature_nets import extract_features, get_feature_net
 
     train, _ = load_dataset(DataConfig(name="fashion_mnist"), "train")
     test, _ = load_dataset(DataConfig(name="fashion_mnist"), "test")

@@ -30,6 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
+    fork + exec, so a spawned child would report its parent's peak when that is larger."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -134,7 +140,7 @@ def pythae_bounds(state_path: str, x_int: torch.Tensor, k: int, seed: int = 0) -
 
 def sample_quality(samples: torch.Tensor) -> dict:
     from genlab.metrics import kid
-    from genlab.metrics.features import extract_features, get_feature_net, reference_stats
+    from genlab.metrics.feature_nets import extract_features, get_feature_net, reference_stats
     from genlab.metrics.fid import fid_from_stats
 
     net = get_feature_net("fashion_mnist")
