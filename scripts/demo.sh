@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/get_data.sh
-G=".venv/bin/genlab"
+G=".venv/bin/python -m genlab"
 $G train configs/vae/vae_fmnist.toml train.max_time=180 --run runs/demo
 $G sample runs/demo --n 100 --out runs/demo/samples.png
 $G eval runs/demo eval.n_examples=2000 eval.iwae_k=100

@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/get_data.sh
 bash scripts/setup_browser.sh
-.venv/bin/ruff check src tests bench
+.venv/bin/python -m ruff check src tests bench scripts
 .venv/bin/python -m pytest -q "$@"

@@ -88,8 +88,8 @@ def image_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any]
     """FID, KID, precision/recall, density/coverage against the test split; accuracy and per-class FID
     for class-conditional models. Returns (numbers, conventions)."""
     from genlab.metrics import density_coverage, kid, precision_recall
-    from genlab.metrics.features import extract_features, extract_logits, get_feature_net, inception_score_analogue, reference_stats
-    from genlab.metrics.features import weights_sha256 as net_hash
+    from genlab.metrics.feature_nets import extract_features, extract_logits, get_feature_net, inception_score_analogue, reference_stats
+    from genlab.metrics.feature_nets import weights_sha256 as net_hash
     from genlab.metrics.fid import fid, fid_from_stats
 
     ec = cfg.eval

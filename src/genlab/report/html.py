@@ -358,9 +358,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     r.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
-    r.add_argument(
-        "--out", default="reports", help="folder for report.html, report.md and report_files/ (default reports)"
-    )
+    r.add_argument("--out", default="reports", help="folder for report.html, report.md and report_files/ (default reports)")
     r.add_argument("--title", default="genlab report", help="page title (default 'genlab report')")
     r.set_defaults(fn=_cmd_report)
     return r
