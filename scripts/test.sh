@@ -6,4 +6,4 @@ bash scripts/setup.sh
 bash scripts/get_data.sh
 bash scripts/setup_browser.sh
 .venv/bin/python -m ruff check src tests bench scripts
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest "$@"
