@@ -404,6 +404,7 @@ class Trainer:
                             bar.set_postfix(
                                 loss=f"{row.get('loss', row.get(next((k for k in row if k.endswith('loss')), 'lr'))):.4g}",
                                 img_s=f"{row['images_per_s']:.0f}",
+                                refresh=False,
                             )
                     elif tc.eval_every and self.step % tc.eval_every == 0:
                         self._log({}, 0, 1.0, self.quick_eval())
@@ -413,8 +414,7 @@ class Trainer:
                         self.save()
                         t_ckpt = time.perf_counter()
                     if bar is not None:
-                        bar.n = self.step if tc.max_steps else min(int(self.elapsed), int(tc.max_time))
-                        bar.refresh()
+                        bar.update((self.step if tc.max_steps else min(int(self.elapsed), int(tc.max_time))) - bar.n)
                     if D.any_rank(stop.requested, self.dist, self.device):
                         status = "interrupted"
                         break
