@@ -15,6 +15,9 @@ from safetensors.torch import load_file, save_file
 
 from genlab.errors import CheckpointError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 FORMAT = "1"  # bumped when the layout of a checkpoint changes; older formats get a clear error
 
 
@@ -28,6 +31,7 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
