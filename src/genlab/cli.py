@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
 
     resume = "always" if a.resume else "never" if a.fresh else "auto"
     res = api.train(a.config, a.overrides, run_dir=a.run, resume=resume)
+    if os.environ.get("RANK", "0") != "0":
+        return 130 if res.status == "interrupted" else 0  # under torchrun only rank 0 reports
     if res.status == "interrupted":
         print(f"interrupted at step {res.step}; checkpoint saved in {res.run_dir}. Run the same command to resume.", file=sys.stderr)
         return 130
