@@ -32,7 +32,8 @@ def per_example_nll(
 
     n = len(ds) if limit is None else min(limit, len(ds))
     out = []
-    with torch.random.fork_rng(devices=[]):
+    # Forked (and seeded) RNG: evaluating never moves a training run's random stream.
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
         torch.manual_seed(seed)
         bar = tqdm(total=n, unit="ex", disable=not progress, desc=f"nll k={k}", leave=False)
         for batch in iterate(ds, transform, batch_size, seed=seed, limit=n):

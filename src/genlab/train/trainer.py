@@ -296,6 +296,10 @@ class Trainer:
             self.step += 1
         return ok
 
+    def _fork_rng(self) -> Any:
+        """Sampling and pictures draw from a forked RNG, so they never change the training stream."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
     @property
     def sampling_model(self) -> GenerativeModel:
         return self.ema.model if self.ema is not None else self.model
@@ -307,7 +311,7 @@ class Trainer:
             return None
         m = self.sampling_model
         m.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), torch.no_grad():
+        with self._fork_rng(), torch.no_grad():
             g = torch.Generator().manual_seed(1234)
             n = self.tc.n_samples if self.spec.is_image else 2000
             labels = m.sample_labels(n)
@@ -325,7 +329,7 @@ class Trainer:
         m = self.sampling_model
         batch = self._to_device(next(iterate(self.test_ds, self.test_transform, 64)))
         m.eval()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with self._fork_rng():
             figs = m.figures(batch)
         m.train()
         for name, (images, nrow) in figs.items():
@@ -334,22 +338,17 @@ class Trainer:
     @torch.no_grad()
     def quick_eval(self) -> dict[str, float]:
         """NLL (or its k=1 bound) on eval.n_batches test batches, under genlab's one convention."""
+        from genlab.evaluation import per_example_nll
         from genlab.metrics.likelihood import bits_per_dim
 
         m = self.sampling_model
         if m.likelihood == "none":
             return {}
         m.eval()
-        nll = []
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(0)
-            for batch in iterate(
-                self.test_ds, self.test_transform, self.cfg.eval.batch_size, limit=self.cfg.eval.n_batches * self.cfg.eval.batch_size
-            ):
-                b = self._to_device(batch)
-                nll.append(m.nll(b["x"], b.get("y") if m.conditional else None, k=1).float().cpu())
+        limit = self.cfg.eval.n_batches * self.cfg.eval.batch_size
+        nll = per_example_nll(m, self.test_ds, self.test_transform, k=1, batch_size=self.cfg.eval.batch_size, limit=limit, progress=False)
         m.train()
-        v = torch.cat(nll).mean().item()
+        v = nll.mean().item()
         return {"eval/nll": v, "eval/bits_per_dim": float(bits_per_dim(v, self.spec))}
 
     def _log(self, logs: dict[str, torch.Tensor], n_steps: int, seconds: float, extra: dict[str, float] | None = None) -> dict[str, float]:
