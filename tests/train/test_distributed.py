@@ -2,6 +2,7 @@
 matches a single-process run with the same global batch."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,15 @@ ARGS = [
 ]
 
 
-def torchrun(port, *args):
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), *args]
+def free_port() -> int:
+    """A port nobody listens on now: a fixed one can still be held (TIME_WAIT) by an earlier run."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*args):
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), *args]
 
 
 def run(cmd, cwd):
@@ -44,7 +52,6 @@ def test_two_process_run_matches_single_process(tmp_path):
     run([sys.executable, SCRIPT, "train", str(cfg), *ARGS, "train.num_threads=1", "--run", str(tmp_path / "single")], tmp_path)
     run(
         torchrun(
-            29533,
             SCRIPT,
             "train",
             str(cfg),
@@ -85,7 +92,6 @@ def test_ranks_stay_in_sync_and_only_rank0_writes(tmp_path):
     )
     run(
         torchrun(
-            29534,
             str(dump),
             str(tmp_path / "run"),
             "train.batch_size=16",
