@@ -58,6 +58,13 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, *, together: bool = True) -> None:
+    """Leave the process group together: a rank that tears gloo down while another is still
+    working (rank 0 writing the final samples) can abort in C++ ("terminate called without an
+    active exception"). After an error on one rank the others may never arrive: leave at once."""
     if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if together:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()

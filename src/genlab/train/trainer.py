@@ -473,8 +473,11 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto",
     try:
         trainer = Trainer(cfg, run_dir, resume=resume)
         try:
-            return trainer.fit()
-        finally:
-            D.shutdown(trainer.dist)
+            result = trainer.fit()
+        except BaseException:
+            D.shutdown(trainer.dist, together=False)
+            raise
+        D.shutdown(trainer.dist)
+        return result
     finally:
         torch.set_num_threads(threads)  # the trainer's thread count is not left behind in the caller
