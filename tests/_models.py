@@ -81,6 +81,8 @@ class FactorisedGaussian(GenerativeModel):
 class TwoPhaseConfig(ModelConfig):
     name: str = "test_twophase"
     n_critic: int = param(2, ge=1)
+    g_start: float = param(0.0, ge=0, le=1, help="fraction of the budget before the generator starts training")
+    warn_above: float | None = param(None, help="diagnose() warns when the critic's loss exceeds this")
 
 
 @register_model("test_twophase", TwoPhaseConfig)
@@ -97,7 +99,15 @@ class TinyAdversarial(GenerativeModel):
         self.D = nn.Sequential(nn.Linear(d, 16), nn.SiLU(), nn.Linear(16, 1))
 
     def phases(self):
-        return [Phase("d", self.D.parameters(), steps=self.config.n_critic, lr_scale=2.0), Phase("g", self.G.parameters())]
+        return [
+            Phase("d", self.D.parameters(), steps=self.config.n_critic, lr_scale=2.0),
+            Phase("g", self.G.parameters(), start_fraction=self.config.g_start),
+        ]
+
+    def diagnose(self, row):
+        if self.config.warn_above is not None and row.get("d/loss", 0.0) > self.config.warn_above:
+            return f"critic loss {row['d/loss']:.3g} above {self.config.warn_above}"
+        return None
 
     def _fake(self, n, generator=None):
         z = torch.randn(n, 4, generator=generator).to(self.G.weight.device)

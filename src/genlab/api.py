@@ -128,11 +128,16 @@ def save_samples_file(x: torch.Tensor, labels: torch.Tensor | None, out: str | o
     raise ConfigError(f"--out {out}: expected a .png or .npz file name")
 
 
-def evaluate(run_dir: str | os.PathLike, overrides: list[str] | dict[str, Any] | None = None, *, device: str = "cpu") -> dict[str, Any]:
-    """Evaluate a run on its test split and write eval.json; returns the numbers."""
+def evaluate(
+    run_dir: str | os.PathLike, overrides: list[str] | dict[str, Any] | None = None, *, device: str = "cpu", **sampler_kwargs: Any
+) -> dict[str, Any]:
+    """Evaluate a run on its test split and write eval.json; returns the numbers.
+
+    `sampler_kwargs` go to the model's `sample` for the sample-quality metrics, e.g.
+    `evaluate(run, sampler="heun", steps=18)` for a diffusion model or `truncation=0.7` for a GAN."""
     from genlab.evaluation import evaluate_run
 
-    return evaluate_run(Path(run_dir), overrides, device=device)
+    return evaluate_run(Path(run_dir), overrides, device=device, sample_kwargs=sampler_kwargs)
 
 
 def info(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from genlab.errors import GenlabError, TrainingError
+from genlab.errors import ConfigError, GenlabError, TrainingError
 
 EPILOG_TRAIN = """examples:
   genlab train configs/vae/vae_fmnist.toml
@@ -39,16 +39,51 @@ def _cmd_sample(a: argparse.Namespace) -> int:
 
     model = api.load(a.run, device=a.device)
     labels = [int(v) for v in a.labels.split(",")] if a.labels else None
-    x, y = api.sample(model, a.n, seed=a.seed, labels=labels, device=a.device)
+    x, y = api.sample(model, a.n, seed=a.seed, labels=labels, device=a.device, **sampler_options(a))
     out = api.save_samples_file(x, y, a.out, model.spec)
     print(f"{a.n} samples -> {out}")
     return 0
 
 
+def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
+    """Sampling options shared by `sample`, `eval` and the apps; only those given reach `model.sample`."""
+    g = p.add_argument_group("sampling options (each family takes its own; see genlab list)")
+    g.add_argument("--sampler", default=None, help="diffusion sampler: ddpm, ddim, euler, heun, dpmpp_2m (genlab list)")
+    g.add_argument("--steps", type=int, default=None, help="number of sampler steps (diffusion)")
+    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (conditional diffusion)")
+    g.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (0 = deterministic)")
+    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (flows, autoregressive models)")
+    g.add_argument("--truncation", type=float, default=None, help="truncation of the latent, in (0, 1] (GANs)")
+    g.add_argument("--top-k", dest="top_k", type=int, default=None, help="keep the k most likely tokens (autoregressive)")
+    g.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling mass (autoregressive)")
+    g.add_argument(
+        "--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE", help="any other option of the model's sample()"
+    )
+
+
+SAMPLER_FLAGS = ("sampler", "steps", "guidance", "eta", "temperature", "truncation", "top_k", "top_p")
+
+
+def sampler_options(a: argparse.Namespace) -> dict:
+    """The sampling options given on the command line, as keyword arguments for `model.sample`."""
+    import ast
+
+    out = {k: getattr(a, k) for k in SAMPLER_FLAGS if getattr(a, k, None) is not None}
+    for item in getattr(a, "options", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
 def _cmd_eval(a: argparse.Namespace) -> int:
     from genlab import api
 
-    res = api.evaluate(a.run, a.overrides, device=a.device)
+    res = api.evaluate(a.run, a.overrides, device=a.device, **sampler_options(a))
     print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
     print(f"-> {Path(a.run) / 'eval.json'}")
     return 0
@@ -106,12 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--labels", default=None, help="class labels for conditional models, e.g. 3 or 0,1,2 (default: balanced)")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_sampler_arguments(s)
     s.set_defaults(fn=_cmd_sample)
 
     e = sub.add_parser("eval", help="evaluate a run on its test split", description="Likelihood (or bound) on the test split -> eval.json.")
     e.add_argument("run", help="run directory")
     e.add_argument("overrides", nargs="*", metavar="eval.key=value", help="e.g. eval.iwae_k=100 eval.n_examples=1000")
     e.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_sampler_arguments(e)
     e.set_defaults(fn=_cmd_eval)
 
     li = sub.add_parser("list", help="list models, datasets and samplers", description="List what the registry holds.")
@@ -122,12 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("run", help="run directory")
     i.set_defaults(fn=_cmd_info)
 
-    from genlab.apps.augment import add_parser as add_augment_parser
     from genlab.report.html import add_parser as add_report_parser
 
     add_report_parser(sub)
-    add_augment_parser(sub)
+    for module in _app_modules():
+        module.add_parser(sub)
     return p
+
+
+def _app_modules() -> list:
+    """Every genlab.apps module with an `add_parser(subparsers)` adds its own subcommand."""
+    import importlib
+    import pkgutil
+
+    import genlab.apps
+
+    names = [m.name for m in pkgutil.iter_modules(genlab.apps.__path__) if not m.name.startswith("_")]
+    mods = [importlib.import_module(f"genlab.apps.{name}") for name in sorted(names)]
+    return [m for m in mods if hasattr(m, "add_parser")]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,11 +63,11 @@ def likelihood_metrics(model: Any, cfg: RunConfig, ds: Any, transform: Any, prog
     return out
 
 
-def _draw(model: Any, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+def _draw(model: Any, n: int, seed: int, sample_kwargs: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     from genlab.api import sample
 
     t0 = time.perf_counter()
-    x, y = sample(model, n, seed=seed, device=model.device)
+    x, y = sample(model, n, seed=seed, device=model.device, **(sample_kwargs or {}))
     return x, y, (time.perf_counter() - t0) / n
 
 
@@ -85,7 +85,7 @@ def feature_net_name(cfg: RunConfig, spec: Any) -> str:
     raise DataError(f"no feature network for {cfg.data.name!r} images; set eval.features (genlab list) or eval.sample_metrics=false")
 
 
-def image_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def image_metrics(model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """FID, KID, precision/recall, density/coverage against the test split; accuracy and per-class FID
     for class-conditional models. Returns (numbers, conventions)."""
     from genlab.metrics import density_coverage, kid, precision_recall
@@ -96,7 +96,7 @@ def image_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any]
     ec = cfg.eval
     name = feature_net_name(cfg, model.spec)
     net = get_feature_net(name)
-    x, y, sec = _draw(model, ec.n_samples, ec.seed)
+    x, y, sec = _draw(model, ec.n_samples, ec.seed, sample_kwargs)
     ref_shape = tuple(test.x.shape[1:])
     if x.shape[1] != ref_shape[0]:
         raise DataError(f"samples have shape {tuple(x.shape[1:])} but the reference images {ref_shape}: channels differ")
@@ -151,14 +151,14 @@ def image_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any]
     return out, conv
 
 
-def toy_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def toy_metrics(model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """MMD to the test points, and the NLL of the samples under the true density (2D toys)."""
     from genlab.data.toy2d import TOY_NAMES, toy_distribution
     from genlab.metrics import mmd
     from genlab.metrics.toy import nll_under
 
     ec = cfg.eval
-    x, _, sec = _draw(model, ec.n_samples, ec.seed)
+    x, _, sec = _draw(model, ec.n_samples, ec.seed, sample_kwargs)
     m = min(2000, len(x), len(test.x))
     out: dict[str, Any] = {"mmd": float(mmd(test.x[:m].double(), x[:m].double())), "seconds_per_sample": sec}
     conv = {"n_samples": ec.n_samples, "mmd": f"unbiased MMD^2, Gaussian kernels, {m} vs {m} points"}
@@ -170,7 +170,16 @@ def toy_metrics(model: Any, cfg: RunConfig, test: Any) -> tuple[dict[str, Any], 
     return out, conv
 
 
-def evaluate_run(run_dir: Path, overrides: list[str] | dict | None = None, *, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: Path,
+    overrides: list[str] | dict | None = None,
+    *,
+    device: str = "cpu",
+    progress: bool = True,
+    sample_kwargs: dict | None = None,
+) -> dict[str, Any]:
+    """Likelihood and sample-quality metrics of a run -> eval.json; `sample_kwargs` go to `model.sample`
+    (a diffusion model's sampler and steps, a GAN's truncation, ...) and are written beside the numbers."""
     from genlab.api import load
 
     if not (run_dir / rundir.WEIGHTS).is_file():
@@ -193,7 +202,9 @@ def evaluate_run(run_dir: Path, overrides: list[str] | dict | None = None, *, de
     if ec.sample_metrics:
         try:
             with torch.random.fork_rng(devices=[]):
-                quality, conv = (image_metrics if model.spec.is_image else toy_metrics)(model, cfg, ds)
+                quality, conv = (image_metrics if model.spec.is_image else toy_metrics)(model, cfg, ds, sample_kwargs)
+                if sample_kwargs:
+                    conv["sampler"] = dict(sample_kwargs)
         except GenlabError as e:
             if cfg.eval.features is not None:
                 raise

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from genlab.config import ModelConfig
+from genlab.errors import ConfigError, did_you_mean
 from genlab.spec import DataSpec
 
 Batch = dict[str, torch.Tensor]
@@ -21,6 +22,7 @@ class Phase:
 
     A GAN declares `[Phase("d", D.parameters(), steps=n_critic, lr_scale=2.0), Phase("g", G.parameters())]`;
     the trainer runs the phases in order, each with its own AdamW, and passes `phase=name` to `loss`.
+    A two-stage model starts its second stage later: `Phase("prior", ..., start_fraction=0.5)`.
     """
 
     name: str
@@ -28,6 +30,7 @@ class Phase:
     steps: int = 1
     lr_scale: float = 1.0
     betas: tuple[float, float] | None = None
+    start_fraction: float = 0.0  # the phase runs once this fraction of the budget (steps or time) is spent
 
 
 class GenerativeModel(nn.Module):
@@ -86,6 +89,11 @@ class GenerativeModel(nn.Module):
             return None
         return torch.arange(n, device=self.device) % self.spec.num_classes
 
+    def diagnose(self, row: dict[str, float]) -> str | None:
+        """Look at one metrics.jsonl row (means since the last one); return a warning when training
+        is going wrong (e.g. a GAN whose discriminator wins outright). The trainer logs it."""
+        return None
+
     def figures(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
         """Extra pictures of a trained model on test examples: name -> (images N x C x H x W in [-1, 1],
         images per row). Latent families show reconstructions and interpolations; none by default."""
@@ -95,6 +103,14 @@ class GenerativeModel(nn.Module):
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
         """Small (config overrides, data spec) pairs the contract test builds this model with."""
         raise NotImplementedError(f"{cls.__name__} must list contract_cases() so the contract test can build small instances")
+
+    @staticmethod
+    def check_sample_kwargs(kwargs: dict, allowed: Iterable[str], who: str) -> None:
+        """Sampler options a model does not take are an error that names the ones it does."""
+        allowed = sorted(allowed)
+        for k in kwargs:
+            if k not in allowed:
+                raise ConfigError(f"{who} sampling has no option {k!r}.{did_you_mean(k, allowed) or ' It takes none.'}")
 
     @property
     def device(self) -> torch.device:

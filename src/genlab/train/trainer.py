@@ -13,6 +13,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -159,6 +160,16 @@ class Trainer:
             return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext
 
+    def budget_spent(self, offset: int = 0) -> float:
+        """Fraction of the budget (steps or time, whichever is further) spent, in [0, 1]."""
+        tc = self.tc
+        progress = 0.0
+        if tc.max_steps:
+            progress = max(progress, (self.step - offset) / max(1, tc.max_steps - offset))
+        if tc.max_time:
+            progress = max(progress, self.elapsed / tc.max_time)
+        return min(1.0, max(0.0, progress))
+
     def lr_factor(self) -> float:
         """Linear warm-up, then cosine to min_lr_ratio (or constant) over the budget's progress."""
         tc = self.tc
@@ -166,12 +177,7 @@ class Trainer:
             return (self.step + 1) / tc.warmup_steps
         if tc.schedule == "constant":
             return 1.0
-        progress = 0.0
-        if tc.max_steps:
-            progress = max(progress, (self.step - tc.warmup_steps) / max(1, tc.max_steps - tc.warmup_steps))
-        if tc.max_time:
-            progress = max(progress, self.elapsed / tc.max_time)
-        progress = min(1.0, max(0.0, progress))
+        progress = self.budget_spent(offset=tc.warmup_steps)
         return tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def budget_left(self) -> bool:
@@ -262,8 +268,11 @@ class Trainer:
     def train_step(self, logs: dict[str, torch.Tensor]) -> bool:
         """One step of every phase; False when a loss or gradient is not finite (nothing is applied then)."""
         factor = self.lr_factor()
+        spent = self.budget_spent()
         ok = True
         for ph, opt in zip(self.phases, self.opts):
+            if ph.start_fraction > spent:
+                continue
             for g in opt.param_groups:
                 g["lr"] = g["base_lr"] * factor
             prefix = "" if len(self.phases) == 1 else f"{ph.name}/"
@@ -366,9 +375,16 @@ class Trainer:
         row["images_per_s"] = round(n_steps * self.tc.batch_size / max(seconds, 1e-9), 2)
         row.update({k: float(v) for k, v in zip(keys, vals.tolist())})
         row.update(extra or {})
+        warning = self.model.diagnose(row) if keys else None
         if self.dist.is_main:
             with open(self.run_dir / rundir.METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
+                if warning:
+                    f.write(json.dumps({"step": self.step, "event": "warning", "message": warning}) + "\n")
+            if warning:
+                from tqdm.auto import tqdm
+
+                tqdm.write(f"genlab: warning at step {self.step}: {warning}", file=sys.stderr)
         return row
 
     def fit(self) -> TrainResult:

@@ -294,8 +294,10 @@ class VAE(GenerativeModel):
         generator: torch.Generator | None = None,
         temperature: float = 1.0,
         mean: bool = True,
+        **kwargs,
     ) -> torch.Tensor:
         """n examples x = E[x | z] (or x ~ p(x|z) with mean=False), z ~ N(0, temperature^2 I), drawn with `generator`."""
+        self.check_sample_kwargs(kwargs, ["temperature", "mean"], "VAE")
         if labels is not None and not self.conditional:
             raise ValueError("labels were given, but this VAE is not class-conditional (model.conditional=false)")
         if labels is None and self.conditional:
