@@ -16,14 +16,16 @@ class DataSpec:
       - "8bit": images quantised to 256 levels, shown to the model in [-1, 1]
         (x_int / 127.5 - 1, or (x_int + u) / 128 - 1 when `dequantized`);
       - "binary": binarised images, values in {-1, 1};
-      - "continuous": real-valued vectors (toy 2D and tabular data).
+      - "continuous": real-valued vectors (toy 2D and tabular data);
+      - "tokens": integer sequences (L,) over the vocabulary `vocab` (token 0 ends a sequence; what follows it is padding).
     """
 
     shape: tuple[int, ...]
     num_classes: int = 0
-    encoding: Literal["8bit", "binary", "continuous"] = "8bit"
+    encoding: Literal["8bit", "binary", "continuous", "tokens"] = "8bit"
     dequantized: bool = False
     class_names: tuple[str, ...] = ()
+    vocab: tuple[str, ...] = ()
 
     @property
     def is_image(self) -> bool:
@@ -40,6 +42,7 @@ class DataSpec:
         d = dataclasses.asdict(self)
         d["shape"] = list(self.shape)
         d["class_names"] = list(self.class_names)
+        d["vocab"] = list(self.vocab)
         return d
 
     @classmethod
@@ -50,4 +53,5 @@ class DataSpec:
             encoding=d.get("encoding", "8bit"),
             dequantized=bool(d.get("dequantized", False)),
             class_names=tuple(d.get("class_names", ())),
+            vocab=tuple(d.get("vocab", ())),
         )

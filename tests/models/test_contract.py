@@ -37,6 +37,9 @@ def fake_batch(spec, n=6):
     elif spec.encoding == "8bit":
         x = torch.randint(0, 256, (n, *spec.shape), generator=g).float()
         x = (x + torch.rand(x.shape, generator=g)) / 128 - 1 if spec.dequantized else x / 127.5 - 1
+    elif spec.encoding == "tokens":  # ids 1.. then <eos> (id 0) padding from a random length on
+        x = torch.randint(1, len(spec.vocab), (n, *spec.shape), generator=g)
+        x[torch.arange(spec.shape[0]) >= torch.randint(1, spec.shape[0], (n, 1), generator=g)] = 0
     else:
         x = torch.randn((n, *spec.shape), generator=g)
     batch = {"x": x}

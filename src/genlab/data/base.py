@@ -62,7 +62,7 @@ class BatchTransform:
     def __call__(self, x: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
         """Transform a stored batch; `u` is U[0, 1) noise of x's shape when `random`."""
         if self.raw.encoding != "8bit":
-            return x.float()
+            return x.long() if self.raw.encoding == "tokens" else x.float()
         if self.cfg.binarize:
             out = T.binarize(x, u)
         elif self.cfg.dequantize:

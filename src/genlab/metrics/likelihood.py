@@ -29,6 +29,7 @@ def bits_per_dim(nll_nats: float | torch.Tensor, spec: DataSpec) -> float | torc
       - "8bit", not dequantized: the model gives P(x_int) directly (discretised logistic or Gaussian,
         256-way softmax): bits/dim = nll / (D ln 2).
       - "binary": a discrete model over {-1, 1}^D: bits/dim = nll / (D ln 2); the headline is nats.
+      - "tokens": a discrete model over sequences: nats per sequence is the headline.
       - "continuous": nll / (D ln 2) is a differential quantity (it depends on the data's scale and can
         be negative); the headline is nats per example.
     A uniform density on [-1, 1)^D (nll = D ln 2) and a uniform distribution over 256 levels
@@ -52,6 +53,8 @@ def convention(spec: DataSpec) -> str:
         return f"bits/dim over 8-bit values: -log2 P(x_int) / {d} from the model's discrete probability"
     if spec.encoding == "binary":
         return f"nats per example of the binarised data (headline); bits/dim = nats / ({d}*ln 2)"
+    if spec.encoding == "tokens":
+        return f"nats per sequence, end token included (headline); bits/dim = nats / ({d}*ln 2) per position of the padded length"
     return f"nats per example under the model's density on its input scale (headline); bits/dim = nats / ({d}*ln 2) is differential"
 
 

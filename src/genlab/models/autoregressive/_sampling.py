@@ -1,0 +1,42 @@
+"""Drawing from categorical distributions reproducibly: temperature, top-k, top-p (nucleus) and the Gumbel-max trick."""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.errors import ConfigError
+from genlab.models.distributions import rand
+
+
+def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """ConfigError for decoding options outside their ranges."""
+    if not temperature > 0:
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ConfigError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
+    """Logits over the last dimension divided by the temperature, with tokens outside the top k and outside the
+    smallest set whose probability reaches top_p (Holtzman et al. 2020) set to -inf."""
+    logits = logits / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Drop a token when the tokens before it already reach top_p; the most likely one always stays.
+        drop_sorted = (probs.cumsum(-1) - probs) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw per row of softmax(logits) over the last dimension, by the Gumbel-max trick:
+    argmax(l + g), g = -log(-log u). Uses exactly logits.numel() uniforms from `generator`."""
+    u = rand(tuple(logits.shape), logits, generator).clamp(1e-20, 1 - 1e-7)
+    return (logits - torch.log(-torch.log(u))).argmax(dim=-1)

@@ -1,0 +1,265 @@
+"""A causal decoder-only Transformer (pre-norm, as GPT-2) as a generative model of token sequences: characters or
+SMILES from a text file, or the pixels of small images as tokens (256 levels, or 2 for binarised images), with
+temperature, top-k and top-p sampling through a key/value cache."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+
+from genlab.config import ModelConfig, param
+from genlab.errors import CheckpointError, ConfigError
+from genlab.models.autoregressive._sampling import check_decoding, filter_logits, sample_categorical
+from genlab.models.base import Batch, GenerativeModel
+from genlab.nn.transformer import CausalTransformer, KVCache
+from genlab.registry import register_model
+from genlab.spec import DataSpec
+
+if TYPE_CHECKING:
+    from genlab.data.text import Tokenizer
+
+
+@dataclass
+class TransformerConfig(ModelConfig):
+    """A GPT-style decoder over the data's tokens; the start token carries the class of a conditional model."""
+
+    name: str = param("transformer", help="model name")
+    d_model: int = param(128, ge=1, help="width of the residual stream")
+    n_layers: int = param(4, ge=1, help="Transformer blocks")
+    n_heads: int = param(4, ge=1, help="attention heads (d_model must be a multiple)")
+    positions: Literal["learned", "rope"] = param("learned", help="learned absolute position embeddings, or rotary (RoPE)")
+    context: int = param(0, ge=0, help="longest sequence the model takes (0: the data's sequence length)")
+    dropout: float = param(0.0, ge=0, lt=1, help="dropout in attention and MLP while training")
+    conditional: bool = param(False, help="class-conditional: the start token is the class")
+
+
+def generate(
+    net: CausalTransformer,
+    n: int,
+    length: int,
+    s: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    cache: bool = True,
+    eos: int | None = None,
+) -> torch.Tensor:
+    """n sequences (n, length) of token ids, one token per step; with `cache` each step feeds one token through
+    the KV cache, without it each step re-reads the whole prefix (the reference the cache must agree with).
+    With `eos`, generation stops once every row has drawn it and positions after a row's first `eos` hold `eos`."""
+    check_decoding(temperature, top_k, top_p)
+    x = torch.zeros(n, length, dtype=torch.long, device=s.device)
+    kv = KVCache(len(net.blocks)) if cache else None
+    done = torch.zeros(n, dtype=torch.bool, device=s.device)
+    for t in range(length):
+        if cache:
+            logits = net.step(x[:, t - 1] if t else None, s, kv)
+        else:
+            logits = net.logits(x[:, : t + 1], s)[:, -1]  # x[:, t] is a placeholder the prediction at t never sees
+        tok = sample_categorical(filter_logits(logits.float(), temperature, top_k, top_p), generator)
+        if eos is not None:
+            tok = torch.where(done, torch.full_like(tok, eos), tok)
+            done |= tok == eos
+        x[:, t] = tok
+        if eos is not None and bool(done.all()):
+            x[:, t + 1 :] = eos
+            break
+    return x
+
+
+def _fingerprint(vocab: tuple[str, ...]) -> torch.Tensor:
+    return torch.tensor([len(vocab), zlib.crc32("\x00".join(vocab).encode())], dtype=torch.long)
+
+
+@register_model("transformer", TransformerConfig)
+class Transformer(GenerativeModel):
+    """log p(x | y) = sum_t log p(x_t | x_<t, y), exact, in nats, over the data's token sequence:
+    token sequences as they are (up to and including the first <eos>), 8-bit images as 256-level sub-pixels in
+    raster order (rows, columns, channels), binarised images as 2-level pixels.
+
+    Example:
+        >>> spec = DataSpec(shape=(1, 8, 8), encoding="binary")
+        >>> model = Transformer(TransformerConfig(d_model=64, n_layers=2), spec)
+        >>> model.log_prob(x)                                                  # (B,) nats
+        >>> model.sample(16, generator=g, temperature=0.9, top_k=None, top_p=0.95)
+    """
+
+    family = "autoregressive"
+    likelihood = "exact"
+
+    def __init__(self, config: TransformerConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        if spec.encoding == "tokens":
+            if len(spec.shape) != 1 or len(spec.vocab) < 2:
+                raise ConfigError(f"token data must be sequences (L,) over a vocabulary of >= 2 tokens; got shape {spec.shape}")
+            vocab_size = len(spec.vocab)
+        elif spec.encoding == "binary" and spec.is_image:
+            vocab_size = 2
+        elif spec.encoding == "8bit" and spec.is_image and not spec.dequantized:
+            vocab_size = 256
+        elif spec.encoding == "8bit" and spec.is_image:
+            raise ConfigError(
+                "a Transformer over pixels models the 256 levels themselves, but the data are dequantised; set data.dequantize=false"
+            )
+        else:
+            raise ConfigError(
+                f"a Transformer models token sequences or images as tokens; these data are {spec.encoding} of shape {spec.shape}"
+            )
+        length = spec.dim
+        context = config.context or length
+        if length > context:
+            raise ConfigError(
+                f"model.context={context} is shorter than the data's sequences of {length} tokens; "
+                f"set model.context={length} (or 0 for the data's length)"
+            )
+        if config.d_model % config.n_heads:
+            raise ConfigError(f"model.d_model={config.d_model} must be a multiple of model.n_heads={config.n_heads}")
+        if config.positions == "rope" and (config.d_model // config.n_heads) % 2:
+            raise ConfigError(f"positions='rope' needs an even head size; d_model / n_heads = {config.d_model // config.n_heads}")
+        if config.conditional and spec.num_classes == 0:
+            raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
+        self.vocab_size, self.length = vocab_size, length
+        self.net = CausalTransformer(
+            vocab_size,
+            context,
+            config.d_model,
+            config.n_layers,
+            config.n_heads,
+            config.positions,
+            n_starts=spec.num_classes if self.conditional else 1,
+            dropout=config.dropout,
+        )
+        # Which vocabulary the weights belong to, saved with them: loading weights trained on another is an error.
+        self.register_buffer("vocab_fingerprint", _fingerprint(spec.vocab))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        theirs = state_dict.get(prefix + "vocab_fingerprint")
+        if theirs is not None and not torch.equal(theirs.cpu(), self.vocab_fingerprint.cpu()):
+            raise CheckpointError(
+                f"these weights were trained on another vocabulary ({int(theirs[0])} tokens, checksum {int(theirs[1]):08x}) "
+                f"than this model's tokenizer ({len(self.spec.vocab)} tokens, checksum {int(self.vocab_fingerprint[1]):08x}): "
+                "load the checkpoint with its own data file (genlab.load(run) uses the vocabulary stored in the run)"
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @classmethod
+    def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
+        vocab = ("<eos>", "C", "O", "N", "(", ")", "=")
+        return [
+            ({"d_model": 16, "n_layers": 2, "n_heads": 2}, DataSpec((12,), encoding="tokens", vocab=vocab)),
+            ({"d_model": 16, "n_layers": 1, "n_heads": 2, "positions": "rope", "conditional": True}, DataSpec((1, 4, 4), num_classes=3)),
+            ({"d_model": 16, "n_layers": 1, "n_heads": 2}, DataSpec((1, 5, 5), encoding="binary")),
+        ]
+
+    # ------------------------------------------------------------ data <-> tokens
+    def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Data (B, *shape) -> token ids (B, L), sub-pixels in raster order (rows, columns, channels)."""
+        if tuple(x.shape[1:]) != self.spec.shape:
+            raise ValueError(
+                f"expected data of shape (B, {', '.join(map(str, self.spec.shape))}), got {tuple(x.shape)}"
+                + (f": a sequence longer than the model's {self.length} positions" if x.dim() == 2 and x.shape[1] > self.length else "")
+            )
+        if self.spec.encoding == "tokens":
+            return x.long()
+        x = x.permute(0, 2, 3, 1).flatten(1)
+        return (x > 0).long() if self.spec.encoding == "binary" else torch.round((x + 1) * 127.5).long().clamp(0, 255)
+
+    def from_tokens(self, t: torch.Tensor) -> torch.Tensor:
+        if self.spec.encoding == "tokens":
+            return t
+        C, H, W = self.spec.shape
+        x = t.float() * 2 - 1 if self.spec.encoding == "binary" else t.float() / 127.5 - 1
+        return x.view(-1, H, W, C).permute(0, 3, 1, 2).contiguous()
+
+    def _starts(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
+        if not self.conditional:
+            return torch.zeros(n, dtype=torch.long, device=self.device)
+        if y is None:
+            raise ValueError("this Transformer is class-conditional (model.conditional=true): pass labels y of shape (n,)")
+        if y.shape != (n,):
+            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
+        return y.to(self.device).long()
+
+    # ------------------------------------------------------------- likelihood
+    def conditionals(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x_t | x_<t, y) for every position (B, L); positions after a sequence's first <eos> are 0.
+        They sum to `log_prob`."""
+        t = self.to_tokens(x)
+        logp = torch.log_softmax(self.net.logits(t, self._starts(y, len(t))).float(), dim=-1)
+        lp = logp.gather(-1, t[..., None])[..., 0]
+        if self.spec.encoding == "tokens":
+            ended = (t == 0).long().cumsum(1) - (t == 0).long()  # <eos> tokens strictly before t
+            lp = lp * (ended == 0)
+        return lp
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log P(x | y) per example, (B,), in nats."""
+        return self.conditionals(x, y).sum(1)
+
+    def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
+        """Negative log-likelihood per position (batch mean; <eos> padding excluded for token data); `nll` per example."""
+        lp = self.conditionals(batch["x"], batch.get("y"))
+        if self.spec.encoding == "tokens":
+            t = batch["x"].long()
+            n_tokens = ((t == 0).long().cumsum(1) - (t == 0).long() == 0).sum()
+        else:
+            n_tokens = lp.numel()
+        nll = -lp.sum(1)
+        return {"loss": nll.sum() / n_tokens, "nll": nll.mean().detach()}
+
+    # --------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        cache: bool = True,
+        **kwargs,
+    ) -> torch.Tensor:
+        """n examples drawn token by token: images in [-1, 1], or token ids (n, L) with <eos> padding.
+
+        `temperature` divides the logits, `top_k` keeps the k likeliest tokens, `top_p` the smallest set of
+        probability >= p; `cache=False` recomputes the whole prefix each step (slower; the same tokens)."""
+        self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p", "cache"], "Transformer")
+        if labels is not None and not self.conditional:
+            raise ValueError("labels were given, but this Transformer is not class-conditional (model.conditional=false)")
+        eos = 0 if self.spec.encoding == "tokens" else None
+        s = self._starts(labels, n)
+        t = generate(
+            self.net, n, self.length, s, generator=generator, temperature=temperature, top_k=top_k, top_p=top_p, cache=cache, eos=eos
+        )
+        return self.from_tokens(t)
+
+    def tokenizer(self) -> Tokenizer:
+        """The `genlab.data.text.Tokenizer` of this model's vocabulary (token data only)."""
+        from genlab.data.text import Tokenizer
+
+        return Tokenizer.from_spec(self.spec)
+
+    @torch.no_grad()
+    def log_prob_text(self, texts: list[str]) -> torch.Tensor:
+        """log P(text) in nats for strings, encoded with the model's own vocabulary (a clear error for a
+        character it has never seen or a text longer than its context)."""
+        if self.spec.encoding != "tokens":
+            raise ValueError("log_prob_text needs a model of token data")
+        too_long = [i for i, t in enumerate(texts) if len(t) >= self.length]
+        if too_long:
+            i = too_long[0]
+            raise ValueError(
+                f"text {i} has {len(texts[i])} characters: with <eos> it is longer than the model's context of {self.length} tokens"
+            )
+        return self.log_prob(self.tokenizer().encode(texts, self.length).to(self.device))
+
+    def decode_text(self, ids: torch.Tensor) -> list[str]:
+        """Sampled ids (n, L) -> strings."""
+        return self.tokenizer().decode(ids)
