@@ -1,0 +1,1 @@
+"""Normalizing flows: exact likelihoods by the change of variables (RealNVP, Glow, MAF, neural spline flows)."""
