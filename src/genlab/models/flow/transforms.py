@@ -209,7 +209,7 @@ class CheckerboardCoupling(Transform):
         j = torch.arange(x.shape[3], device=x.device)[None, :]
         return ((i + j) % 2 == self.parity).to(x.dtype)  # 1 = conditioning pixel
 
-    def _apply(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
+    def _couple(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         m = self._mask(x)
         h = self.net(x * m, context)
         theta = h.view(h.shape[0], self.g.params_per_dim, self.channels, *h.shape[2:]).movedim(1, -1)
@@ -217,10 +217,10 @@ class CheckerboardCoupling(Transform):
         return m * x + (1 - m) * y, _sum_per_example((1 - m) * ld)
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._apply(x, context, inverse=False)
+        return self._couple(x, context, inverse=False)
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._apply(z, context, inverse=True)
+        return self._couple(z, context, inverse=True)
 
 
 class Autoregressive(Transform):
@@ -300,16 +300,16 @@ class LUInvertibleLinear(Transform):
         return self.P @ L @ U
 
     @staticmethod
-    def _apply(x: Tensor, W: Tensor) -> Tensor:
+    def _mix(x: Tensor, W: Tensor) -> Tensor:
         if x.dim() == 4:
             return F.conv2d(x, W[:, :, None, None])
         return x @ W.T
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._apply(x, self.weight()), (self.log_s.sum() * _spatial(x)).expand(x.shape[0])
+        return self._mix(x, self.weight()), (self.log_s.sum() * _spatial(x)).expand(x.shape[0])
 
     def inverse(self, z: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        return self._apply(z, torch.linalg.inv(self.weight())), (-self.log_s.sum() * _spatial(z)).expand(z.shape[0])
+        return self._mix(z, torch.linalg.inv(self.weight())), (-self.log_s.sum() * _spatial(z)).expand(z.shape[0])
 
 
 class Permutation(Transform):
