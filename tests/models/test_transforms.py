@@ -125,7 +125,8 @@ def test_log_det_equals_autograd_jacobian(name):
 @pytest.mark.parametrize("shape", [(500, 3), (64, 2, 5, 5)])
 def test_actnorm_initialisation_gives_zero_mean_unit_variance(shape):
     torch.manual_seed(0)
-    x = 3 + 2.5 * torch.randn(shape, dtype=torch.float64) * torch.arange(1, shape[1] + 1, dtype=torch.float64).view(1, -1, *[1] * (len(shape) - 2))
+    per_channel = torch.arange(1, shape[1] + 1, dtype=torch.float64).view(1, -1, *[1] * (len(shape) - 2))
+    x = 3 + 2.5 * torch.randn(shape, dtype=torch.float64) * per_channel
     t = ActNorm(shape[1]).double().train()
     z, _ = t(x)
     dims = [d for d in range(len(shape)) if d != 1]
