@@ -18,6 +18,11 @@ def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """bf16/fp16 logits (autocast) -> float32 for softmax and sampling; float32/float64 stay as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Logits over the last dimension divided by the temperature, with tokens outside the top k and outside the
     smallest set whose probability reaches top_p (Holtzman et al. 2020) set to -inf."""

@@ -184,7 +184,7 @@ class PixelCNN(GenerativeModel):
             raise ValueError("labels were given, but this PixelCNN is not class-conditional (model.conditional=false)")
         C, H, W = self.spec.shape
         c = self._cond(labels, n)
-        x = torch.zeros(n, C, H, W, device=self.device)
+        x = torch.zeros(n, C, H, W, device=self.device, dtype=next(self.net.parameters()).dtype)
         for i in range(H):
             for j in range(W):
                 for ch in range(C):

@@ -12,7 +12,7 @@ import torch
 
 from genlab.config import ModelConfig, param
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
 from genlab.models.base import Batch, GenerativeModel
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
@@ -51,7 +51,8 @@ def generate(
 ) -> torch.Tensor:
     """n sequences (n, length) of token ids, one token per step; with `cache` each step feeds one token through
     the KV cache, without it each step re-reads the whole prefix (the reference the cache must agree with).
-    With `eos`, generation stops once every row has drawn it and positions after a row's first `eos` hold `eos`."""
+    With `eos`, generation stops once every row has drawn it, positions after a row's first `eos` hold `eos`,
+    and the last position is `eos` (sequences hold at most length - 1 tokens before it)."""
     check_decoding(temperature, top_k, top_p)
     x = torch.zeros(n, length, dtype=torch.long, device=s.device)
     kv = KVCache(len(net.blocks)) if cache else None
@@ -61,7 +62,10 @@ def generate(
             logits = net.step(x[:, t - 1] if t else None, s, kv)
         else:
             logits = net.logits(x[:, : t + 1], s)[:, -1]  # x[:, t] is a placeholder the prediction at t never sees
-        tok = sample_categorical(filter_logits(logits.float(), temperature, top_k, top_p), generator)
+        if eos is not None and t == length - 1:  # the last position holds <eos> in every sequence
+            tok = torch.full_like(x[:, t], eos)
+        else:
+            tok = sample_categorical(filter_logits(at_least_float32(logits), temperature, top_k, top_p), generator)
         if eos is not None:
             tok = torch.where(done, torch.full_like(tok, eos), tok)
             done |= tok == eos
@@ -190,11 +194,20 @@ class Transformer(GenerativeModel):
         """log p(x_t | x_<t, y) for every position (B, L); positions after a sequence's first <eos> are 0.
         They sum to `log_prob`."""
         t = self.to_tokens(x)
-        logp = torch.log_softmax(self.net.logits(t, self._starts(y, len(t))).float(), dim=-1)
+        logits = at_least_float32(self.net.logits(t, self._starts(y, len(t))))
+        if self.spec.encoding == "tokens":  # the last position can only be <eos>: a distribution over strings of < L tokens
+            logits = torch.cat(
+                [
+                    logits[:, :-1],
+                    torch.where(torch.arange(logits.shape[-1], device=t.device) == 0, 0.0, -torch.inf).expand_as(logits[:, -1:]),
+                ],
+                dim=1,
+            )
+        logp = torch.log_softmax(logits, dim=-1)
         lp = logp.gather(-1, t[..., None])[..., 0]
         if self.spec.encoding == "tokens":
             ended = (t == 0).long().cumsum(1) - (t == 0).long()  # <eos> tokens strictly before t
-            lp = lp * (ended == 0)
+            lp = torch.where(ended == 0, lp, torch.zeros_like(lp))
         return lp
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

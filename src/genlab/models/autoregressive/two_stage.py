@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
 from genlab.models.autoregressive.transformer import generate
 from genlab.models.base import Batch, GenerativeModel, Phase
 from genlab.models.vae.vqvae import VQVAE, VQVAEConfig
@@ -132,7 +132,7 @@ class VQVAEPrior(GenerativeModel):
         if self.config.prior == "pixelcnn":
             return -F.cross_entropy(self._pixelcnn_logits(codes, s), codes, reduction="none").flatten(1).sum(1)
         flat = codes.flatten(1)
-        logp = torch.log_softmax(self.prior_net.logits(flat, s).float(), dim=-1)
+        logp = torch.log_softmax(at_least_float32(self.prior_net.logits(flat, s)), dim=-1)
         return logp.gather(-1, flat[..., None])[..., 0].sum(1)
 
     def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
@@ -177,7 +177,7 @@ class VQVAEPrior(GenerativeModel):
         for i in range(h):
             for j in range(w):
                 logits = self._pixelcnn_logits(codes[:, : i + 1], s)[:, :, i, j]  # rows > i are never seen
-                codes[:, i, j] = sample_categorical(filter_logits(logits.float(), temperature, top_k, top_p), generator)
+                codes[:, i, j] = sample_categorical(filter_logits(at_least_float32(logits), temperature, top_k, top_p), generator)
         return codes
 
     @torch.no_grad()
