@@ -1,0 +1,1 @@
+"""Generative adversarial networks: one model, four losses, composable regularisers (see docs/gan.md)."""

@@ -1,0 +1,317 @@
+"""Generative adversarial networks (Goodfellow et al. 2014): a generator G(z) against a critic D, with the minimax,
+non-saturating, least-squares, WGAN-GP and hinge losses, spectral norm, R1, gradient penalty, DiffAugment, two
+time-scale learning rates (Heusel et al. 2017), truncation at sampling and class conditioning (cBN + projection)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from genlab.config import ModelConfig, param
+from genlab.errors import ConfigError, did_you_mean
+from genlab.models.base import Batch, GenerativeModel, Phase
+from genlab.models.distributions import randn
+from genlab.models.gan.augment import AUGMENTS, diff_augment
+from genlab.models.gan.losses import EQUILIBRIUM_D_LOSS, d_loss, g_loss, gradient_penalty, r1_penalty
+from genlab.models.vae.vae import slerp
+from genlab.nn.gan_nets import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    ResNetDiscriminator,
+    ResNetGenerator,
+    apply_spectral_norm,
+)
+from genlab.registry import register_model
+from genlab.spec import DataSpec
+
+Loss = Literal["minimax", "nonsaturating", "lsgan", "wgan-gp", "hinge"]
+REGULARIZERS = ("spectral_norm", "r1", "gp")
+MAX_D_RESOLUTION = 8  # the critic's last feature map may be at most this many pixels on a side
+
+
+@dataclass
+class GANConfig(ModelConfig):
+    """A GAN: G maps z ~ N(0, I) (and a label) to data, D scores data; the loss picks the game."""
+
+    name: str = param("gan", help="model name")
+    loss: Loss = param("hinge", help="the game: minimax, nonsaturating, lsgan, wgan-gp (adds the gradient penalty) or hinge")
+    regularizers: tuple[str, ...] = param((), help="any of spectral_norm (in D), r1 (penalty on real data), gp (WGAN-GP's penalty)")
+    augment: tuple[str, ...] = param((), help="DiffAugment policy for images: any of color, translation, cutout")
+    net: Literal["auto", "mlp", "dcgan", "resnet"] = param("auto", help="auto = dcgan for images, mlp for vectors")
+    latent_dim: int = param(128, ge=1, help="dimension of z")
+    g_channels: tuple[int, ...] = param((64, 128), ge=1, help="dcgan/resnet G: widths per level, highest resolution first")
+    d_channels: tuple[int, ...] = param((64, 128), ge=1, help="dcgan/resnet D: widths per level; each level halves the resolution")
+    g_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp G: hidden widths")
+    d_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp D: hidden widths")
+    n_critic: int = param(1, ge=1, help="critic (D) steps per generator step")
+    d_lr_scale: float = param(1.0, gt=0, help="D's learning rate = train.lr x this (two time-scale update rule)")
+    g_lr_scale: float = param(1.0, gt=0, help="G's learning rate = train.lr x this")
+    adam_betas: tuple[float, float] = param((0.0, 0.9), ge=0, lt=1, help="AdamW betas of both players (GANs want a small beta1)")
+    r1_gamma: float = param(10.0, ge=0, help="r1: weight gamma of (gamma / 2) E||grad D(x)||^2")
+    gp_weight: float = param(10.0, ge=0, help="gp / wgan-gp: weight lambda of the gradient penalty")
+    conditional: bool = param(False, help="class-conditional: conditional batch-norm (or an embedding) in G, projection in D")
+
+    def validate(self) -> None:
+        for key, names, valid in (("regularizers", self.regularizers, REGULARIZERS), ("augment", self.augment, AUGMENTS)):
+            for n in names:
+                if n not in valid:
+                    raise ConfigError(f"model.{key}: unknown name {n!r}.{did_you_mean(n, valid)}")
+            if len(set(names)) != len(names):
+                raise ConfigError(f"model.{key}: {list(names)} names one twice")
+        if len(self.adam_betas) != 2:
+            raise ConfigError(f"model.adam_betas: expected two numbers (beta1, beta2), got {list(self.adam_betas)}")
+
+    @property
+    def penalties(self) -> set[str]:
+        """The regularisers in force: wgan-gp always brings its gradient penalty."""
+        return set(self.regularizers) | ({"gp"} if self.loss == "wgan-gp" else set())
+
+
+def check_truncation(t: float) -> float:
+    """Truncation psi must lie in (0, 1]: 1 samples z ~ N(0, I) as trained, smaller values trade diversity for quality."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 < t <= 1):
+        raise ConfigError(f"truncation: expected a value in (0, 1] (1 = no truncation), got {t!r}")
+    return float(t)
+
+
+def _check_levels(key: str, channels: tuple[int, ...], size: tuple[int, int], critic: bool) -> None:
+    if not channels:
+        raise ConfigError(f"model.{key}: a conv net needs at least one level, e.g. [64, 128]")
+    h, w = size
+    f = 2 ** len(channels)
+    if h % f or w % f:
+        raise ConfigError(f"model.{key}={list(channels)}: {h}x{w} images cannot be halved {len(channels)} times; use fewer levels")
+    if critic and max(h, w) // f > MAX_D_RESOLUTION:
+        need = next(k for k in range(len(channels), 12) if max(h, w) // 2**k <= MAX_D_RESOLUTION)
+        raise ConfigError(
+            f"model.{key}={list(channels)}: the discriminator is too small for {h}x{w} images: its {len(channels)} levels end at "
+            f"{h // f}x{w // f}, but it must reduce them to at most {MAX_D_RESOLUTION}x{MAX_D_RESOLUTION}; give it {need} levels"
+        )
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """No parameter of `module` requires grad inside: the graph built here skips its weight gradients."""
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, f in zip(module.parameters(), flags):
+            p.requires_grad_(f)
+
+
+@register_model("gan", GANConfig)
+class GAN(GenerativeModel):
+    """Generator G: z (B, latent_dim) [, y] -> x; critic D: x [, y] -> logit (B,). Two phases, "d" then "g".
+
+    Example:
+        >>> gan = GAN(GANConfig(loss="hinge", regularizers=("spectral_norm",)), DataSpec((1, 28, 28)))
+        >>> out = gan.loss({"x": x}, phase="d")    # {"loss", "adv", "d_real", "d_fake"}
+        >>> imgs = gan.sample(64, generator=torch.Generator().manual_seed(0), truncation=0.8)
+    """
+
+    family = "gan"
+    likelihood = "none"
+
+    def __init__(self, config: GANConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        if config.conditional and spec.num_classes == 0:
+            raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
+        if config.augment and not spec.is_image:
+            raise ConfigError(f"model.augment={list(config.augment)}: DiffAugment works on images, not vectors; set model.augment=[]")
+        net = config.net if config.net != "auto" else ("dcgan" if spec.is_image else "mlp")
+        if net != "mlp" and not spec.is_image:
+            raise ConfigError(f"model.net={net!r} needs images, but the data are vectors of shape {spec.shape}; set model.net='mlp'")
+        self.net_kind = net
+        K = spec.num_classes if config.conditional else 0
+        Z = config.latent_dim
+        if net == "mlp":
+            self.G = MLPGenerator(Z, spec.dim, config.g_hidden, K)
+            self.D = MLPDiscriminator(spec.dim, config.d_hidden, K)
+        else:
+            C, size = spec.shape[0], spec.shape[1:]
+            _check_levels("g_channels", config.g_channels, size, critic=False)
+            _check_levels("d_channels", config.d_channels, size, critic=True)
+            if net == "dcgan":
+                self.G = DCGANGenerator(Z, C, size, config.g_channels, K)
+                self.D = DCGANDiscriminator(C, size, config.d_channels, K)
+            else:
+                self.G = ResNetGenerator(Z, C, size, config.g_channels, K)
+                self.D = ResNetDiscriminator(C, config.d_channels, K)
+        if "spectral_norm" in config.regularizers:
+            apply_spectral_norm(self.D)
+
+    @classmethod
+    def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
+        """Each network kind, every loss, each regulariser and augmentation, conditional and not."""
+        return [
+            ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating"}, DataSpec((2,), encoding="continuous")),
+            (
+                {"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "wgan-gp", "conditional": True, "n_critic": 2},
+                DataSpec((2,), num_classes=3, encoding="continuous"),
+            ),
+            (
+                {"latent_dim": 8, "g_channels": [8, 8], "d_channels": [8, 8], "regularizers": ["spectral_norm", "r1"],
+                 "augment": ["color", "translation", "cutout"]},
+                DataSpec((1, 8, 8)),
+            ),
+            (
+                {"latent_dim": 8, "net": "dcgan", "g_channels": [8], "d_channels": [8], "loss": "lsgan", "conditional": True},
+                DataSpec((3, 8, 8), num_classes=3),
+            ),
+            (
+                {"latent_dim": 8, "net": "resnet", "g_channels": [8, 8], "d_channels": [8, 8], "loss": "minimax", "conditional": True,
+                 "regularizers": ["spectral_norm", "gp"]},
+                DataSpec((3, 8, 8), num_classes=2),
+            ),
+        ]  # fmt: skip
+
+    def phases(self) -> list[Phase]:
+        c = self.config
+        return [
+            Phase("d", self.D.parameters(), steps=c.n_critic, lr_scale=c.d_lr_scale, betas=tuple(c.adam_betas)),
+            Phase("g", self.G.parameters(), lr_scale=c.g_lr_scale, betas=tuple(c.adam_betas)),
+        ]
+
+    # ---------------------------------------------------------------------------------------------- the game
+    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if y is None or y.shape != (n,):
+            raise ValueError(f"this GAN is class-conditional (model.conditional=true): pass {n} labels y of shape ({n},)")
+        return y.long()
+
+    def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """G(z[, y]) in data space, (B, *shape)."""
+        x = self.G(z, y)
+        if self.net_kind == "mlp" and self.spec.is_image:
+            x = torch.tanh(x)
+        return x.view(len(z), *self.spec.shape)
+
+    def _aug(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.config.augment)
+
+    def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
+        """Phase "d": the critic's loss plus penalties; phase "g": the generator's loss. Logs D's mean logits."""
+        x = batch["x"]
+        n = len(x)
+        y = self._labels(batch.get("y"), n)
+        z = torch.randn(n, self.config.latent_dim, device=x.device, dtype=x.dtype)
+        kind, pen = self.config.loss, self.config.penalties
+        if phase == "d":
+            with torch.no_grad():
+                fake = self.generate(z, y)
+            critic = lambda v: self.D(v, y)  # noqa: E731
+            if "r1" in pen:
+                real_in, fake_in = self._aug(x), self._aug(fake)
+                d_real, r1 = r1_penalty(critic, real_in)
+                d_fake = critic(fake_in)
+            else:
+                both = self._aug(torch.cat([x, fake]))
+                real_in, fake_in = both[:n], both[n:]
+                yy = None if y is None else torch.cat([y, y])
+                d_real, d_fake = self.D(both, yy).split(n)
+            adv = d_loss(kind, d_real, d_fake)
+            out = {"adv": adv.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+            loss = adv
+            if "r1" in pen:
+                loss = loss + 0.5 * self.config.r1_gamma * r1
+                out["r1"] = r1.detach()
+            if "gp" in pen:
+                gp = gradient_penalty(critic, real_in, fake_in)
+                loss = loss + self.config.gp_weight * gp
+                out["gp"] = gp.detach()
+            return {"loss": loss, **out}
+        if phase == "g":
+            with frozen(self.D):
+                d_fake = self.D(self._aug(self.generate(z, y)), y)
+                loss = g_loss(kind, d_fake)
+            return {"loss": loss, "d_fake": d_fake.mean().detach()}
+        raise ValueError(f"GAN.loss: phase must be 'd' or 'g', got {phase!r}")
+
+    def diagnose(self, row: dict[str, float]) -> str | None:
+        """A warning when the critic wins outright (its loss near 0 while G's grows): the game has diverged."""
+        adv, g = row.get("d/adv"), row.get("g/loss")
+        if adv is None or g is None:
+            return None
+        kind = self.config.loss
+        if kind in EQUILIBRIUM_D_LOSS:
+            eq = EQUILIBRIUM_D_LOSS[kind]
+            if adv < 0.03 * eq:
+                return (
+                    f"divergence: the discriminator wins outright (d/adv={adv:.3g}, {eq:.3g} at equilibrium; g/loss={g:.3g}), so the "
+                    "generator learns nothing useful; try regularizers=['spectral_norm'] or ['r1'], DiffAugment or a lower d_lr_scale"
+                )
+            return None
+        gap = row.get("d/d_real", 0.0) - row.get("d/d_fake", 0.0)
+        if gap > 100:
+            return f"divergence: the critic's estimate E[D(x)] - E[D(G(z))] = {gap:.3g} is exploding; raise gp_weight or lower the lr"
+        return None
+
+    # ---------------------------------------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        truncation: float = 1.0,
+        **kwargs,
+    ) -> torch.Tensor:
+        """n samples G(psi z[, y]), z ~ N(0, I), psi = `truncation` in (0, 1] (the truncation trick towards the mean latent,
+        Karras et al. 2019, with E[z] = 0). G runs in eval mode: batch-norm uses its running statistics."""
+        self.check_sample_kwargs(kwargs, ["truncation"], "GAN")
+        psi = check_truncation(truncation)
+        if labels is not None and not self.conditional:
+            raise ValueError("labels were given, but this GAN is not class-conditional (model.conditional=false)")
+        if labels is None and self.conditional:
+            raise ValueError("this GAN is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+        z = psi * randn((n, self.config.latent_dim), next(self.G.parameters()), generator)
+        return self._eval_generate(z, labels)
+
+    def _eval_generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        was = self.G.training
+        self.G.eval()
+        try:
+            x = self.generate(z, None if y is None else y.to(z.device).long())
+        finally:
+            self.G.train(was)
+        return x.clamp(-1, 1) if self.spec.is_image else x
+
+    @torch.no_grad()
+    def interpolate(self, n: int = 8, steps: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
+        """G along great circles between n pairs of latents (slerp), (n, steps, *shape); row i keeps label i mod K."""
+        z0, z1 = (randn((n, self.config.latent_dim), next(self.G.parameters()), generator) for _ in range(2))
+        t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)
+        z = slerp(z0, z1, t).flatten(0, 1)  # (n * steps, D)
+        y = None
+        if self.conditional:
+            y = (torch.arange(n, device=z.device) % self.spec.num_classes).repeat_interleave(steps)
+        return self._eval_generate(z, y).view(n, steps, *self.spec.shape)
+
+    @torch.no_grad()
+    def figures(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
+        """Latent interpolation grid: 8 rows of 10 images along slerp paths between random latents."""
+        if not self.spec.is_image:
+            return {}
+        path = self.interpolate(8, 10, torch.Generator().manual_seed(0))
+        return {"interpolations": (path.flatten(0, 1), 10)}
+
+
+def describe_game(config: GANConfig) -> str:
+    """One line saying which game and regularisers a config plays, for logs and the benchmark table."""
+    regs = sorted(config.penalties | ({"spectral_norm"} & set(config.regularizers)))
+    aug = f", DiffAugment {'+'.join(config.augment)}" if config.augment else ""
+    return f"{config.loss}{' + ' + ', '.join(regs) if regs else ''}{aug}, n_critic={config.n_critic}" + (
+        "" if math.isclose(config.d_lr_scale, config.g_lr_scale) else f", TTUR {config.d_lr_scale:g}:{config.g_lr_scale:g}"
+    )
