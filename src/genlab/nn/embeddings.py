@@ -22,7 +22,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0)
     emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
     if dim % 2:
         emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=1)
-    return emb
+    return emb.to(t.dtype) if t.is_floating_point() else emb
 
 
 class NoiseEmbedding(nn.Module):
