@@ -11,14 +11,12 @@ import torch
 LogProb = Callable[[torch.Tensor], torch.Tensor]
 
 
-@torch.no_grad()
 def density_on_grid(log_prob: LogProb, lim: float = 4.5, n: int = 200) -> torch.Tensor:
     """p(x) on the centres of an n x n grid over [-lim, lim]^2, rows from y = +lim down (image orientation)."""
-    c = (torch.arange(n, dtype=torch.float64) + 0.5) / n * 2 * lim - lim
-    yy, xx = torch.meshgrid(c.flip(0), c, indexing="ij")
-    pts = torch.stack([xx.flatten(), yy.flatten()], dim=1)
-    logp = torch.cat([log_prob(p).double().cpu() for p in pts.split(8192)])
-    return logp.exp().view(n, n)
+    from genlab.models.flow.density import log_density_grid
+
+    logp, _ = log_density_grid(lambda x: log_prob(x.double()), lim, n)
+    return logp.double().exp()
 
 
 def save_density_grid(

@@ -19,7 +19,7 @@ def log_density_grid(log_prob: Callable[[Tensor], Tensor], lim: float = 4.5, n: 
     c = (torch.arange(n, dtype=torch.float32) + 0.5) / n * 2 * lim - lim
     yy, xx = torch.meshgrid(c.flip(0), c, indexing="ij")
     pts = torch.stack([xx.flatten(), yy.flatten()], dim=1)
-    out = torch.cat([log_prob(p).float().cpu() for p in pts.split(chunk)])
+    out = torch.cat([log_prob(p).double().cpu() for p in pts.split(chunk)])
     return out.view(n, n), torch.tensor((2 * lim / n) ** 2)
 
 
