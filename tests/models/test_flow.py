@@ -240,3 +240,16 @@ def test_trains_from_the_api_and_evaluates_exactly(tmp_path):
     out = genlab.evaluate(tmp_path / "run")
     assert out["likelihood"] == "exact" and math.isfinite(out["nll"])
     assert (tmp_path / "run" / "samples" / "density.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["glow", "realnvp"])
+@pytest.mark.parametrize("shape, levels", [((1, 28, 28), 2), ((3, 32, 32), 3)])
+def test_image_flows_pick_their_levels_for_28_and_32_px(name, shape, levels):
+    spec = DataSpec(shape, num_classes=10, dequantized=True)
+    overrides = {"steps": 1, "channels": 4, "conditional": True}
+    m = make(name, overrides, spec, torch.float32).eval()
+    ms = m.flow.transforms[-1]
+    assert len(ms.levels) == levels and sum(math.prod(s) for s in ms.shapes) == spec.dim
+    y = torch.arange(3)
+    x = m.sample(3, labels=y, generator=torch.Generator().manual_seed(0), temperature=0.7)
+    assert x.shape == (3, *shape) and torch.isfinite(m.log_prob(x, y)).all()
