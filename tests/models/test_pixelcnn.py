@@ -103,3 +103,20 @@ def test_bad_configs_are_clear_errors():
     m = model(DataSpec((1, 4, 4), encoding="binary"))
     with pytest.raises(ValueError, match="shape"):
         m.log_prob(torch.zeros(2, 1, 5, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("shape, kw", [((1, 9, 9), {"n_layers": 2, "first_kernel_size": 3}), ((3, 7, 8), {"channels": 6, "n_mix": 2})])
+def test_receptive_field_window_gives_the_full_image_output(shape, kw):
+    m = model(DataSpec(shape), **kw)
+    up, side = m.net.receptive_field
+    x = torch.randn(2, *shape, dtype=torch.float64)
+    full = m.net(x)
+    H, W = shape[1:]
+    for i, j in [(H - 1, W // 2), (H // 2, 0), (H - 1, W - 1), (up + 1, side + 1)]:
+        r0, c0, c1 = max(0, i - up), max(0, j - side), min(W, j + side + 1)
+        window = m.net(x[:, :, r0 : i + 1, c0:c1])[:, :, -1, j - c0]
+        assert torch.allclose(window, full[:, :, i, j], atol=1e-12)
+    # one row or column less than the field is not enough: the bound is tight for the vertical stack
+    i, j = H - 1, W // 2
+    short = m.net(x[:, :, i - up + 1 : i + 1])[:, :, -1, j]
+    assert not torch.allclose(short, full[:, :, i, j], atol=1e-12)

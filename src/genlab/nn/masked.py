@@ -131,6 +131,13 @@ class GatedPixelCNN(nn.Module):
             CentreMaskedConv2d(hc, out_channels, (1, 1), groups, "B"),
         )
 
+    @property
+    def receptive_field(self) -> tuple[int, int]:
+        """(rows above, columns either side) an output can depend on: with S = sum of k // 2 over the layers,
+        the vertical stack reaches S rows up and S columns either side, the down-shift one row more."""
+        s = sum(layer.k // 2 for layer in self.layers)
+        return s + 1, s
+
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         v = h = x
         for layer in self.layers:

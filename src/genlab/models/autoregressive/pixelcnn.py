@@ -178,18 +178,28 @@ class PixelCNN(GenerativeModel):
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
-        """n images drawn sub-pixel by sub-pixel (H * W * C network passes over the rows drawn so far), batched."""
+        """n images drawn sub-pixel by sub-pixel, batched: H * W * C network passes, each over the window of the
+        image that the current pixel's receptive field covers (exactly what a pass over the whole image gives)."""
         self.check_sample_kwargs(kwargs, [], "PixelCNN")
         if labels is not None and not self.conditional:
             raise ValueError("labels were given, but this PixelCNN is not class-conditional (model.conditional=false)")
         C, H, W = self.spec.shape
         c = self._cond(labels, n)
         x = torch.zeros(n, C, H, W, device=self.device, dtype=next(self.net.parameters()).dtype)
+        up, side = self.net.receptive_field
         for i in range(H):
             for j in range(W):
+                # The output at (i, j) sees only the window of its receptive field: run the network on that alone.
+                r0, c0, c1 = max(0, i - up), max(0, j - side), min(W, j + side + 1)
+                h = self.net(x[:, :, r0 : i + 1, c0:c1], c)[:, :, -1, j - c0]  # (n, P * C)
+                full = h.new_zeros(n, h.shape[1], H, W)
+                full[:, :, i, j] = h
+                params = self.head.params(full)
                 for ch in range(C):
-                    # Row i depends only on rows <= i: run the network on those alone (zeros stand in below).
-                    params = self.head.params(F.pad(self.net(x[:, :, : i + 1], c), (0, 0, 0, H - i - 1)))
+                    if ch:  # a later colour of the same pixel sees the ones just drawn
+                        h = self.net(x[:, :, r0 : i + 1, c0:c1], c)[:, :, -1, j - c0]
+                        full[:, :, i, j] = h
+                        params = self.head.params(full)
                     at = tuple(p[..., ch : ch + 1, i : i + 1, j : j + 1] for p in params)
                     x[:, ch, i, j] = self.head.sample(at, generator).view(n)
         return x
