@@ -51,7 +51,7 @@ def variational_bound(
     bins: int | None = 256,
     terms: int = 0,
     generator: torch.Generator | None = None,
-    chunk: int = 64,
+    chunk: int = 2048,
 ) -> dict[str, torch.Tensor]:
     """-log p(x0) <= L_prior + sum_i L_i + L_decoder, per example (nats), on ascending noise levels sigmas[0] < ... < sigmas[N-1].
 
@@ -61,7 +61,8 @@ def variational_bound(
     L_prior = KL(q(x_N | x0) || N(0, prior_std^2 I)); L_decoder = -log p(x0 | x_0) with p = N(D(x_0; sigma_0), sigma_0^2)
     discretised to `bins` levels (or a density when bins is None). For a VP model on its own discrete steps this is DDPM's
     L_T + sum L_{t-1} + L_0. `terms` > 0 estimates the sum over transitions without bias from that many uniformly drawn
-    steps per example (all N - 1 when 0). `denoise(x, sigma)` takes sigma of shape (B,).
+    steps per example (all N - 1 when 0). `denoise(x, sigma)` takes sigma of shape (B,); it is called on at most
+    max(B, chunk) noisy examples at a time.
     """
     B = x0.shape[0]
     sig = sigmas.to(x0.dtype).to(x0.device)
@@ -82,8 +83,9 @@ def variational_bound(
         idx = torch.arange(1, N, device=x0.device)[:, None].expand(N - 1, B)
         weight = 1.0
     transitions = torch.zeros(B, dtype=x0.dtype, device=x0.device)
-    for start in range(0, idx.shape[0], max(1, chunk)):
-        ii = idx[start : start + chunk].reshape(-1)  # (c * B,) step-major: rows repeat x0 in order
+    per_call = max(1, chunk // B)  # steps per network call
+    for start in range(0, idx.shape[0], per_call):
+        ii = idx[start : start + per_call].reshape(-1)  # (c * B,) step-major: rows repeat x0 in order
         s, s_prev = sig[ii], sig[ii - 1]
         x = noisy(s)
         err = (x0.repeat(ii.shape[0] // B, *([1] * (x0.dim() - 1))) - denoise(x, s)).pow(2).sum(dims)
