@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import queue
 import sys
 import time
 from pathlib import Path
@@ -39,7 +40,7 @@ def _peak_rss_mb() -> float:
     return float("nan")
 
 
-def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eval: int, n_samples: int, queue: mp.Queue) -> None:
+def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eval: int, n_samples: int, q_out: mp.Queue) -> None:
     import genlab
     from genlab.report.grid import save_image_grid
 
@@ -57,7 +58,7 @@ def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eva
     model = genlab.load(run_dir)
     x, _ = genlab.sample(model, 36, seed=1)
     save_image_grid(x, Path(run_dir).parent / f"{Path(preset).stem}.png", nrow=6, scale=2)
-    queue.put(
+    q_out.put(
         {
             "steps": res.step,
             "train_s": res.elapsed,
@@ -80,7 +81,13 @@ def _in_process(fn, *args) -> dict:
     q = ctx.Queue()
     p = ctx.Process(target=fn, args=(*args, q))
     p.start()
-    out = q.get()
+    while True:
+        try:
+            out = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not p.is_alive():
+                raise RuntimeError(f"{args[0]}: the benchmark process died (exit code {p.exitcode})") from None
     p.join()
     return out
 

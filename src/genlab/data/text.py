@@ -64,7 +64,7 @@ class Tokenizer:
             except KeyError as e:
                 raise DataError(
                     f"text {n} ({text!r}) holds the character {e.args[0]!r}, which is not in the vocabulary of {len(self)} tokens "
-                    f"({''.join(self.vocab[1:])!r}); this tokenizer does not belong to this data or checkpoint"
+                    f"({''.join(self.vocab[1:])!r}); the text uses another alphabet, or the tokenizer belongs to other data"
                 ) from None
         return out
 
