@@ -1,4 +1,5 @@
-"""Drawing from categorical distributions reproducibly: temperature, top-k, top-p (nucleus) and the Gumbel-max trick."""
+"""Shared by the autoregressive models: class labels, and drawing from categorical distributions reproducibly
+(temperature, top-k, top-p (nucleus) and the Gumbel-max trick)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -
         raise ConfigError(f"top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def class_labels(model: torch.nn.Module, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    """The labels of a class-conditional model as a (n,) LongTensor on its device (required), None for an
+    unconditional one (labels ignored)."""
+    if not model.conditional:
+        return None
+    if y is None:
+        raise ValueError(f"this {type(model).__name__} is class-conditional (model.conditional=true): pass labels y of shape ({n},)")
+    if y.shape != (n,):
+        raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
+    return y.to(model.device).long()
 
 
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:

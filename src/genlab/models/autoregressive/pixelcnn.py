@@ -13,7 +13,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import sample_categorical
+from genlab.models.autoregressive._sampling import class_labels, sample_categorical
 from genlab.models.base import Batch, GenerativeModel
 from genlab.models.distributions import BernoulliHead, DiscretizedLogisticMixtureHead, LikelihoodHead, Params
 from genlab.nn.masked import GatedPixelCNN, assert_causal
@@ -149,13 +149,8 @@ class PixelCNN(GenerativeModel):
         ]
 
     def _cond(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if not self.conditional:
-            return None
-        if y is None:
-            raise ValueError("this PixelCNN is class-conditional (model.conditional=true): pass labels y of shape (n,)")
-        if y.shape != (n,):
-            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
-        return self.embed(y.to(self.device).long())
+        y = class_labels(self, y, n)
+        return None if y is None else self.embed(y)
 
     def params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Params:
         """The head's parameters of p(x_i | x_<i, y) at every sub-pixel i, from one pass over x."""

@@ -12,7 +12,7 @@ import torch
 
 from genlab.config import ModelConfig, param
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, class_labels, filter_logits, sample_categorical
 from genlab.models.base import Batch, GenerativeModel
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
@@ -181,13 +181,9 @@ class Transformer(GenerativeModel):
         return x.view(-1, H, W, C).permute(0, 3, 1, 2).contiguous()
 
     def _starts(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        if not self.conditional:
-            return torch.zeros(n, dtype=torch.long, device=self.device)
-        if y is None:
-            raise ValueError("this Transformer is class-conditional (model.conditional=true): pass labels y of shape (n,)")
-        if y.shape != (n,):
-            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
-        return y.to(self.device).long()
+        """The start token of each sequence: its class, or 0 for an unconditional model."""
+        y = class_labels(self, y, n)
+        return torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
 
     # ------------------------------------------------------------- likelihood
     def conditionals(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

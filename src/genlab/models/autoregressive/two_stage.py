@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, class_labels, filter_logits, sample_categorical
 from genlab.models.autoregressive.transformer import generate
 from genlab.models.base import Batch, GenerativeModel, Phase
 from genlab.models.vae.vqvae import VQVAE, VQVAEConfig
@@ -113,13 +113,9 @@ class VQVAEPrior(GenerativeModel):
         ]
 
     def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        if not self.conditional:
-            return torch.zeros(n, dtype=torch.long, device=self.device)
-        if y is None:
-            raise ValueError("this model's prior is class-conditional (model.conditional=true): pass labels y of shape (n,)")
-        if y.shape != (n,):
-            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
-        return y.to(self.device).long()
+        """The start token of each sequence: its class, or 0 for an unconditional model."""
+        y = class_labels(self, y, n)
+        return torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
 
     def _pixelcnn_logits(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Codes (B, h', w) -> logits (B, K, h', w) of p(z_ij | z_<ij, y)."""
