@@ -85,14 +85,18 @@ class _Denoiser:
         m = self.model
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]).contiguous()
         if self.y is None or self.guidance == 1.0:
-            return m.denoise(x, s, self.y, self.cond)
-        null = torch.full_like(self.y, m.null_label)
-        if self.guidance == 0.0:
-            return m.denoise(x, s, null, self.cond)
-        # One batched pass for the conditional and the unconditional denoiser: D = D_u + w (D_c - D_u).
-        cond = None if self.cond is None else torch.cat([self.cond, self.cond])
-        d_c, d_u = m.denoise(torch.cat([x, x]), torch.cat([s, s]), torch.cat([self.y, null]), cond).chunk(2)
-        return d_u + self.guidance * (d_c - d_u)
+            d = m.denoise(x, s, self.y, self.cond)
+        elif self.guidance == 0.0:
+            d = m.denoise(x, s, torch.full_like(self.y, m.null_label), self.cond)
+        else:
+            # One batched pass for the conditional and the unconditional denoiser: D = D_u + w (D_c - D_u).
+            null = torch.full_like(self.y, m.null_label)
+            cond = None if self.cond is None else torch.cat([self.cond, self.cond])
+            d_c, d_u = m.denoise(torch.cat([x, x]), torch.cat([s, s]), torch.cat([self.y, null]), cond).chunk(2)
+            d = d_u + self.guidance * (d_c - d_u)
+        # Images live in [-1, 1], and so does E[x0 | x]: clipping the estimate (Ho et al. 2020's sampler) only removes error,
+        # which an eps-predicting network amplifies by sigma at high noise.
+        return d.clamp(-1, 1) if m.spec.is_image else d
 
     def sigmas(self, kind: str, n: int) -> torch.Tensor:
         return self.model.sigma_grid(kind, n)
