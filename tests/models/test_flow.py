@@ -58,7 +58,7 @@ def test_flow_round_trip_and_log_det_against_autograd(name, i):
         x2, ld_inv = m.flow.inverse(z, ctx)
     assert torch.allclose(x2.view_as(x), x, atol=1e-5, rtol=0)
     assert torch.allclose(ld_inv, -ld, atol=1e-5)
-    for k in range(2):
+    for k in range(1 if x.dim() == 4 else 2):  # image Jacobians are 48-192 backward passes each
         c = None if ctx is None else ctx[k : k + 1]
         J = torch.autograd.functional.jacobian(lambda v, c=c: m.flow(v.view(1, *x.shape[1:]), c)[0].flatten(), x[k].flatten())
         assert torch.allclose(ld[k], torch.linalg.slogdet(J)[1], atol=1e-6)
@@ -72,7 +72,7 @@ def test_flow_round_trip_and_log_det_against_autograd(name, i):
     assert torch.allclose(lp, ref, atol=1e-8)
 
 
-def train_toy(name, steps=300, **overrides):
+def train_toy(name, steps=200, **overrides):
     from genlab.data.toy2d import toy_distribution
 
     m = make(name, overrides, TOY, torch.float32)
@@ -114,7 +114,7 @@ def test_samples_agree_with_log_prob_and_entropy(trained, name):
     m, _ = trained[name]
     g = torch.Generator().manual_seed(5)
     with torch.no_grad():
-        z = torch.randn(20_000, 2, generator=g, dtype=torch.float64)
+        z = torch.randn(10_000, 2, generator=g, dtype=torch.float64)
         x, ld_inv = m.flow.inverse(z)
         # the sampling path's density, log N(z) - log|det dx/dz|, is the density log_prob computes at the sample
         lp_sampling = -0.5 * (z**2 + math.log(2 * math.pi)).sum(1) - ld_inv
@@ -128,7 +128,7 @@ def test_samples_agree_with_log_prob_and_entropy(trained, name):
     sem = lp.std().item() / math.sqrt(len(lp))
     assert abs(h_samples - h_grid) < 4 * sem + 0.02, (h_samples, h_grid, sem)
     # sample() draws the same distribution: its samples have the same mean log-density
-    xs = m.sample(20_000, generator=torch.Generator().manual_seed(6))
+    xs = m.sample(10_000, generator=torch.Generator().manual_seed(6))
     assert abs(-m.log_prob(xs).mean().item() - h_samples) < 6 * sem
 
 
@@ -263,13 +263,13 @@ def test_conditional_flow_learns_class_dependent_densities_through_the_context(n
     """Two classes at (-2, -2) and (2, 2): with the class entering only the nets (a context vector), the flow puts
     each class's samples at its own centre and scores the right label higher."""
     spec = DataSpec((2,), num_classes=2, encoding="continuous")
-    m = make(name, {"layers": 3, "hidden": [32], "conditional": True, "condition": "coupling", **overrides}, spec, torch.float32)
+    m = make(name, {"layers": 2, "hidden": [16], "conditional": True, "condition": "coupling", **overrides}, spec, torch.float32)
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     g = torch.Generator().manual_seed(0)
     m.train()
-    for _ in range(150):
-        y = torch.randint(0, 2, (256,), generator=g)
-        x = (4.0 * y - 2).view(-1, 1) + 0.3 * torch.randn(256, 2, generator=g)
+    for _ in range(100):
+        y = torch.randint(0, 2, (128,), generator=g)
+        x = (4.0 * y - 2).view(-1, 1) + 0.3 * torch.randn(128, 2, generator=g)
         loss = m.loss({"x": x, "y": y})["loss"]
         opt.zero_grad()
         loss.backward()
