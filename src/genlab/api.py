@@ -111,9 +111,9 @@ def save_samples_file(x: torch.Tensor, labels: torch.Tensor | None, out: str | o
     from genlab.report.grid import save_samples
 
     out = Path(out)
-    if out.suffix == ".png":
+    if out.suffix == ".png" or (out.suffix == ".txt" and spec.encoding == "tokens"):  # token sequences are written as text
         nrow = spec.num_classes if labels is not None and 0 < spec.num_classes <= 16 else None
-        return save_samples(x, out, nrow=nrow)
+        return save_samples(x, out, nrow=nrow, vocab=spec.vocab)
     if out.suffix == ".npz":
         out.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
@@ -125,7 +125,7 @@ def save_samples_file(x: torch.Tensor, labels: torch.Tensor | None, out: str | o
             arrays["labels"] = labels.numpy()
         np.savez_compressed(out, **arrays)
         return out
-    raise ConfigError(f"--out {out}: expected a .png or .npz file name")
+    raise ConfigError(f"--out {out}: expected a .png or .npz file name (or .txt for token sequences)")
 
 
 def evaluate(

@@ -60,8 +60,19 @@ def save_scatter(points: torch.Tensor, path: str | os.PathLike, reference: torch
     return path
 
 
-def save_samples(x: torch.Tensor, path: str | os.PathLike, reference: torch.Tensor | None = None, nrow: int | None = None) -> Path:
-    """Images -> grid, vectors -> scatter of the first two dimensions."""
+def save_samples(
+    x: torch.Tensor, path: str | os.PathLike, reference: torch.Tensor | None = None, nrow: int | None = None, vocab: tuple[str, ...] = ()
+) -> Path:
+    """Images -> grid, vectors -> scatter of the first two dimensions, token ids -> a .txt file of one
+    sequence per line (decoded with `vocab`, whose token 0 ends a sequence)."""
+    if not x.is_floating_point():
+        lines = [" ".join(map(str, row)) for row in x.tolist()]
+        if vocab:
+            lines = ["".join(vocab[i] for i in row[: row.index(0) if 0 in row else len(row)]) for row in x.tolist()]
+        path = Path(path).with_suffix(".txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(ln + "\n" for ln in lines))
+        return path
     if x.dim() == 4:
         return save_image_grid(x, path, nrow=nrow, scale=2 if x.shape[-1] <= 32 else 1)
     return save_scatter(x[:, :2], path, None if reference is None else reference[:, :2])

@@ -328,7 +328,7 @@ class Trainer:
         m.train()
         ref = self.test_ds.x[:2000].float() if not self.spec.is_image else None
         nrow = self.spec.num_classes if labels is not None and self.spec.num_classes <= 16 else None
-        return save_samples(x.cpu(), self.run_dir / rundir.SAMPLES / f"{name}.png", reference=ref, nrow=nrow)
+        return save_samples(x.cpu(), self.run_dir / rundir.SAMPLES / f"{name}.png", reference=ref, nrow=nrow, vocab=self.spec.vocab)
 
     @torch.no_grad()
     def write_figures(self) -> None:
