@@ -2,6 +2,7 @@
 through `genlab eval`, the samplers in `genlab list`, and a tiny end-to-end fit of 2D Gaussian data."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +76,14 @@ def test_fits_a_gaussian_end_to_end():
     s = model.eval().sample(4000, sampler="heun", steps=25, generator=torch.Generator().manual_seed(0))
     assert (s.mean(0) - mu).abs().max() < 0.1
     assert (torch.cov(s.T) - L @ L.T).abs().max() < 0.15
+
+
+PRESETS = sorted((Path(__file__).resolve().parents[2] / "configs" / "diffusion").glob("*.toml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_presets_build(preset):
+    from genlab.config import build_run_config
+
+    cfg = build_run_config(preset)
+    assert cfg.model.name == "diffusion" and (cfg.train.max_time or cfg.train.max_steps)
