@@ -167,6 +167,11 @@ def toy_metrics(model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | Non
         out["true_nll"] = dist.entropy()
         out["samples_true_nll"] = float(nll_under(dist.log_prob, x.double()))
         conv["true_nll"] = "entropy of the true density (nats); nll - true_nll is the KL gap"
+    from genlab.metrics.modes import MIXTURES, N_SAMPLES, mixture_coverage
+
+    if cfg.data.name in MIXTURES and len(x) >= N_SAMPLES:
+        out.update(mixture_coverage(x[:N_SAMPLES], cfg.data.name))
+        conv["modes"] = f"first {N_SAMPLES} samples; high_quality: within 3 std of a mode; a mode is covered by >= 1 of them"
     return out, conv
 
 
