@@ -125,8 +125,8 @@ def test_classifier_free_guidance_combines_conditional_and_unconditional():
     d_c = m.denoise(x, s, y)
     d_u = m.denoise(x, s, torch.full_like(y, m.null_label))
     assert not torch.allclose(d_c, d_u)
-    for w in (0.0, 1.0, 3.0):
-        assert torch.allclose(m.denoiser(y, w)(x, 0.7), d_u + w * (d_c - d_u), atol=1e-10)
+    for w in (0.0, 1.0, 3.0):  # images: the sampler's estimate is clipped to [-1, 1]
+        assert torch.allclose(m.denoiser(y, w)(x, 0.7), (d_u + w * (d_c - d_u)).clamp(-1, 1), atol=1e-10)
 
 
 def test_label_dropout_rate():
@@ -178,7 +178,7 @@ def test_variational_bound_of_the_exact_denoiser_approaches_the_true_nll():
     cov = torch.tensor([[0.5, 0.2], [0.2, 0.3]], dtype=torch.float64)
     den = GaussianDenoiser(mu, cov)
     g = torch.Generator().manual_seed(0)
-    x0 = torch.distributions.MultivariateNormal(mu, cov).sample((4000,))
+    x0 = torch.distributions.MultivariateNormal(mu, cov).sample((2000,))
     true_nll = -den.log_prob(x0).mean().item()
     gaps = []
     for n in (20, 200, 2000):

@@ -53,6 +53,7 @@ def test_list_shows_the_samplers(capsys):
     assert "diffusion" in out
 
 
+@pytest.mark.slow
 def test_fits_a_gaussian_end_to_end():
     """The MLP denoiser learns 2D Gaussian data well enough that its samples have the data's mean and covariance."""
     from genlab.config import build
