@@ -193,11 +193,16 @@ def test_variational_bound_of_the_exact_denoiser_approaches_the_true_nll():
 def test_unbiased_term_sampling_matches_the_full_sum():
     mu, cov = torch.zeros(2, dtype=torch.float64), torch.eye(2, dtype=torch.float64) * 0.4
     den = GaussianDenoiser(mu, cov)
+    torch.manual_seed(0)  # the data; the estimator's noise comes from its own generators
     x0 = torch.distributions.MultivariateNormal(mu, cov).sample((3000,))
     sig = torch.logspace(-2, 2, 100, dtype=torch.float64)
-    full = variational_bound(den, x0, sig, 100.0, bins=None, generator=torch.Generator().manual_seed(0))["nll_bound"].mean()
-    est = variational_bound(den, x0, sig, 100.0, bins=None, terms=5, generator=torch.Generator().manual_seed(1))["nll_bound"].mean()
-    assert est.item() == pytest.approx(full.item(), abs=0.05)
+    full = variational_bound(den, x0, sig, 100.0, bins=None, generator=torch.Generator().manual_seed(0))["nll_bound"]
+    est = variational_bound(den, x0, sig, 100.0, bins=None, terms=5, generator=torch.Generator().manual_seed(1))["nll_bound"]
+    # Unbiased: the per-example differences average to zero within 4 standard errors (the full sum
+    # itself draws its x_t noise, so compare against both estimators' joint spread).
+    diff = est - full
+    se = diff.std() / len(diff) ** 0.5
+    assert abs(diff.mean().item()) < 4 * se.item() and se.item() < 0.2, (diff.mean().item(), se.item())
 
 
 def test_model_bound_in_bits_per_dim():
