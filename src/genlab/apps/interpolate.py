@@ -12,7 +12,7 @@ import torch
 
 from genlab.apps.edit import add_sampling_flags, diffusion_model, load_examples
 from genlab.errors import ConfigError
-from genlab.models.vae.vae import slerp
+from genlab.nn.functional import slerp
 
 
 @torch.no_grad()

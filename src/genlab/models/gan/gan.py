@@ -19,7 +19,7 @@ from genlab.models.base import Batch, GenerativeModel, Phase
 from genlab.models.distributions import randn
 from genlab.models.gan.augment import AUGMENTS, diff_augment
 from genlab.models.gan.losses import EQUILIBRIUM_D_LOSS, d_loss, g_loss, gradient_penalty, r1_penalty
-from genlab.models.vae.vae import slerp
+from genlab.nn.functional import slerp
 from genlab.nn.gan_nets import (
     DCGANDiscriminator,
     DCGANGenerator,
