@@ -146,3 +146,16 @@ class _TestFeatures(nn.Module):
 @register_features("test_images")
 def _test_features():
     return _TestFeatures()
+
+
+def tiny_diffusion_run(path, **model):
+    """A diffusion model trained 3 steps on the test images: enough for the apps' CLI paths."""
+    import genlab
+
+    cfg = {
+        "data": {"name": "test_images", "dequantize": False},
+        "model": {"name": "diffusion", "channels": [8, 8], "attn_resolutions": [4], "heads": 2, "timesteps": 20, "steps": 4, **model},
+        "train": {"batch_size": 16, "max_steps": 3, "progress": False, "warmup_steps": 0, "n_samples": 4},
+        "eval": {"n_samples": 8},
+    }
+    return genlab.train(cfg, run_dir=path, resume="never").run_dir

@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-import genlab
+from _models import tiny_diffusion_run
 from genlab.apps.edit import edit, sdedit
 from genlab.cli import main
 from genlab.errors import ConfigError
@@ -14,13 +14,6 @@ MU = torch.tensor([0.5, -0.5], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64)
 
 
-def tiny_run(path, **model):
-    cfg = {
-        "data": {"name": "test_images", "dequantize": False},
-        "model": {"name": "diffusion", "channels": [8, 8], "attn_resolutions": [4], "heads": 2, "timesteps": 20, "steps": 4, **model},
-        "train": {"batch_size": 16, "max_steps": 3, "progress": False, "warmup_steps": 0, "n_samples": 4},
-    }
-    return genlab.train(cfg, run_dir=path, resume="never").run_dir
 
 
 def test_strength_from_keeping_to_forgetting_the_input():
@@ -41,7 +34,7 @@ def test_bad_strength():
 
 
 def test_class_transfer_cli(tmp_path):
-    run = tiny_run(tmp_path / "run", conditional=True)
+    run = tiny_diffusion_run(tmp_path / "run", conditional=True)
     out = tmp_path / "edit.png"
     assert (
         main(

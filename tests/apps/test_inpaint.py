@@ -5,22 +5,11 @@ import pytest
 import torch
 
 import genlab
+from _models import tiny_diffusion_run
 from genlab.apps.inpaint import make_mask, repaint, repaint_schedule
 from genlab.cli import main
 from genlab.errors import ConfigError
 from genlab.samplers.gaussian import GaussianDenoiser
-
-TINY = {"name": "diffusion", "channels": [8, 8], "attn_resolutions": [4], "heads": 2, "timesteps": 20, "steps": 4}
-
-
-def tiny_run(path, **model):
-    cfg = {
-        "data": {"name": "test_images", "dequantize": False},
-        "model": {**TINY, **model},
-        "train": {"batch_size": 16, "max_steps": 3, "progress": False, "warmup_steps": 0, "n_samples": 4},
-        "eval": {"n_samples": 8},
-    }
-    return genlab.train(cfg, run_dir=path, resume="never").run_dir
 
 
 def test_jump_schedule():
@@ -60,7 +49,7 @@ def test_masks():
 
 
 def test_cli(tmp_path):
-    run = tiny_run(tmp_path / "run")
+    run = tiny_diffusion_run(tmp_path / "run")
     out = tmp_path / "inpaint.png"
     assert main(["inpaint", str(run), "--n", "3", "--steps", "6", "--jump-length", "2", "--resample", "2", "--out", str(out)]) == 0
     assert out.is_file()

@@ -3,7 +3,7 @@ the exact denoiser), the path ends at the reconstructions, and the CLI on a tiny
 
 import torch
 
-import genlab
+from _models import tiny_diffusion_run
 from genlab.apps.interpolate import ddim_decode, ddim_invert, interpolate, interpolate_pair
 from genlab.cli import main
 from genlab.samplers.gaussian import GaussianDenoiser
@@ -29,12 +29,7 @@ def test_path_ends_at_the_reconstructions():
 
 
 def test_cli(tmp_path):
-    cfg = {
-        "data": {"name": "test_images", "dequantize": False},
-        "model": {"name": "diffusion", "channels": [8, 8], "attn_resolutions": [4], "heads": 2, "timesteps": 20},
-        "train": {"batch_size": 16, "max_steps": 3, "progress": False, "warmup_steps": 0, "n_samples": 4},
-    }
-    run = genlab.train(cfg, run_dir=tmp_path / "run", resume="never").run_dir
+    run = tiny_diffusion_run(tmp_path / "run")
     out = tmp_path / "interp.png"
     assert main(["interpolate", str(run), "--pairs", "2", "--frames", "4", "--steps", "5", "--out", str(out)]) == 0
     assert out.is_file()

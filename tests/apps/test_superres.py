@@ -7,19 +7,10 @@ import math
 import pytest
 import torch
 
-import genlab
+from _models import tiny_diffusion_run
 from genlab.apps.superres import bicubic, psnr, ssim, superres
 from genlab.cli import main
 from genlab.errors import ConfigError
-
-
-def tiny_run(path, **model):
-    cfg = {
-        "data": {"name": "test_images", "dequantize": False},
-        "model": {"name": "diffusion", "channels": [8, 8], "attn_resolutions": [4], "heads": 2, "timesteps": 20, "steps": 4, **model},
-        "train": {"batch_size": 16, "max_steps": 3, "progress": False, "warmup_steps": 0, "n_samples": 4},
-    }
-    return genlab.train(cfg, run_dir=path, resume="never").run_dir
 
 
 def test_psnr_and_ssim():
@@ -39,7 +30,7 @@ def test_psnr_and_ssim():
 
 
 def test_superres_cli_and_api(tmp_path):
-    run = tiny_run(tmp_path / "run", lowres=2)
+    run = tiny_diffusion_run(tmp_path / "run", lowres=2)
     out = tmp_path / "sr.png"
     assert main(["superres", str(run), "--n", "6", "--steps", "3", "--out", str(out)]) == 0
     res = json.loads((run / "superres.json").read_text())
@@ -51,6 +42,6 @@ def test_superres_cli_and_api(tmp_path):
 
 
 def test_superres_needs_a_lowres_model(tmp_path):
-    run = tiny_run(tmp_path / "plain")
+    run = tiny_diffusion_run(tmp_path / "plain")
     with pytest.raises(ConfigError, match="lowres"):
         superres(run, n=2)
