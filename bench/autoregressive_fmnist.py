@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import queue
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _common import in_process, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
@@ -31,13 +31,6 @@ PRESETS = {
     "transformer_binarized": ("Transformer, binarised pixels as tokens", "configs/autoregressive/transformer_binarized_fmnist.toml"),
 }
 
-
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eval: int, n_samples: int, q_out: mp.Queue) -> None:
@@ -63,7 +56,7 @@ def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eva
             "steps": res.step,
             "train_s": res.elapsed,
             "images_per_s": res.step * bs / max(res.elapsed, 1e-9),
-            "peak_rss_mb": _peak_rss_mb(),
+            "peak_rss_mb": peak_rss_mb(),
             "likelihood": ev.get("likelihood"),
             "nll_nats": ev.get("nll", ev.get("nll_bound")),
             "bits_per_dim": ev.get("bits_per_dim"),
@@ -74,22 +67,6 @@ def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eva
         }
     )
 
-
-def _in_process(fn, *args) -> dict:
-    """Each contender in a fresh process, so its memory peak and thread settings are its own."""
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(*args, q))
-    p.start()
-    while True:
-        try:
-            out = q.get(timeout=5)
-            break
-        except queue.Empty:
-            if not p.is_alive():
-                raise RuntimeError(f"{args[0]}: the benchmark process died (exit code {p.exitcode})") from None
-    p.join()
-    return out
 
 
 def main() -> None:
@@ -108,7 +85,7 @@ def main() -> None:
     for key in a.models:
         name, preset = PRESETS[key]
         run_dir = str(outdir / "runs" / f"autoregressive_{key}_{int(a.budget)}s_{stamp}")
-        r = _in_process(train_and_eval, preset, a.budget, a.threads, run_dir, a.n_eval, a.n_samples)
+        r = in_process(train_and_eval, preset, a.budget, a.threads, run_dir, a.n_eval, a.n_samples)
         rows.append({"model": name, "preset": preset, "budget_s": a.budget, **r})
         print(json.dumps(rows[-1]), flush=True)
     meta = {

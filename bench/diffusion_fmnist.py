@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _common import in_process
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESET = "configs/diffusion/ddpm_fmnist.toml"
@@ -193,15 +194,6 @@ def diffusers_recipe(budget: float, threads: int, n: int, out: str, queue: mp.Qu
     )
 
 
-def _in_process(fn, *args) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(*args, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -225,7 +217,7 @@ def main() -> None:
         result["genlab_training"] = "reused " + str(run_dir)
     else:
         run_dir = ROOT / "runs" / "bench_diffusion_fmnist"
-        _in_process(train_genlab, a.budget, a.threads, str(run_dir))
+        in_process(train_genlab, a.budget, a.threads, str(run_dir))
     rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r]
     cfg = genlab.build_run_config(run_dir / "config.toml")
     steps, seconds = rows[-1]["step"], rows[-1]["time"]
@@ -262,7 +254,7 @@ def main() -> None:
             print("diffusers is not installed (pip install diffusers): skipping the comparison")
         else:
             out = str(run_dir / "diffusers_samples.pt")
-            d = _in_process(diffusers_recipe, a.diffusers_budget, a.threads, a.n_samples, out)
+            d = in_process(diffusers_recipe, a.diffusers_budget, a.threads, a.n_samples, out)
             samples = torch.load(out)
             d.update(quality(samples))
             d["n"] = len(samples)

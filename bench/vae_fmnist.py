@@ -18,25 +18,16 @@ import argparse
 import json
 import math
 import multiprocessing as mp
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import in_process, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def _peak_rss_mb() -> float:
-    """This process's own peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss over
-    fork + exec, so a spawned child would report its parent's peak when that is larger."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def train_genlab(preset: str, budget: float, threads: int, run_dir: str, queue: mp.Queue) -> None:
@@ -50,7 +41,7 @@ def train_genlab(preset: str, budget: float, threads: int, run_dir: str, queue: 
     rows = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if "loss" in r]
     ips = res.step * genlab.build_run_config(ROOT / preset).train.batch_size / res.elapsed
     queue.put(
-        {"steps": res.step, "seconds": res.elapsed, "images_per_s": ips, "peak_rss_mb": _peak_rss_mb(), "final_loss": rows[-1]["loss"]}
+        {"steps": res.step, "seconds": res.elapsed, "images_per_s": ips, "peak_rss_mb": peak_rss_mb(), "final_loss": rows[-1]["loss"]}
     )
 
 
@@ -90,18 +81,9 @@ def train_pythae(budget: float, threads: int, out: str, queue: mp.Queue) -> None
     seconds = time.perf_counter() - t0
     torch.save(model.state_dict(), out)
     queue.put(
-        {"steps": steps, "seconds": seconds, "images_per_s": steps * B / seconds, "peak_rss_mb": _peak_rss_mb(), "final_loss": float(loss)}
+        {"steps": steps, "seconds": seconds, "images_per_s": steps * B / seconds, "peak_rss_mb": peak_rss_mb(), "final_loss": float(loss)}
     )
 
-
-def _in_process(fn, *args) -> dict:
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=fn, args=(*args, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
 
 
 @torch.no_grad()
@@ -188,7 +170,7 @@ def main() -> None:
             ("genlab vae_binarized_fmnist (Bernoulli)", "configs/vae/vae_binarized_fmnist.toml"),
         ]:
             run_dir = str(outdir / "runs" / f"{Path(preset).stem}_{int(budget)}s_{stamp}")
-            tr = _in_process(train_genlab, preset, budget, a.threads, run_dir)
+            tr = in_process(train_genlab, preset, budget, a.threads, run_dir)
             ev = genlab_eval(run_dir, a.n_eval, a.iwae_k)
             save_image_grid(ev.pop("samples"), outdir / f"{Path(preset).stem}_{int(budget)}s.png", nrow=8, scale=2)
             rows.append({"model": name, "budget_s": budget, **tr, **ev})
@@ -201,7 +183,7 @@ def main() -> None:
             print("pythae is not installed (pip install pythae): skipping its rows", file=sys.stderr)
             continue
         state = str(outdir / f"pythae_vae_{int(budget)}s.pt")
-        tr = _in_process(train_pythae, budget, a.threads, state)
+        tr = in_process(train_pythae, budget, a.threads, state)
         x_test = _fmnist_uint8("test")[: a.n_eval]
         elbo, iwae, samples = pythae_bounds(state, x_test, a.iwae_k)
         q = sample_quality(samples)
