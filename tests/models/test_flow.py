@@ -52,7 +52,7 @@ def perturbed(name, i):
 @pytest.mark.parametrize("name, i", CASES)
 def test_flow_round_trip_and_log_det_against_autograd(name, i):
     m, x, y = perturbed(name, i)
-    ctx = m._context(m._labels(y, len(x)), x)
+    ctx = m._context(m.class_labels(y, len(x)), x)
     with torch.no_grad():
         z, ld = m.flow(x, ctx)
         x2, ld_inv = m.flow.inverse(z, ctx)
@@ -64,7 +64,7 @@ def test_flow_round_trip_and_log_det_against_autograd(name, i):
         assert torch.allclose(ld[k], torch.linalg.slogdet(J)[1], atol=1e-6)
     # log_prob = log N(z) (+ class-conditional base) + log|det|, on the data's own scale
     lp = m.log_prob_continuous(x, y)
-    base = m._base(m._labels(y, len(x)), z)
+    base = m._base(m.class_labels(y, len(x)), z)
     if base is None:
         ref = -0.5 * (z**2 + math.log(2 * math.pi)).sum(1) + ld
     else:

@@ -83,6 +83,17 @@ class GenerativeModel(nn.Module):
             return self.nll_bound(x, y, k=k)
         raise NotImplementedError(f"{type(self).__name__} has no likelihood")
 
+    def class_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """The labels of a class-conditional model as a (n,) LongTensor on its device (required), None for an
+        unconditional one (labels ignored)."""
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError(f"this {type(self).__name__} is class-conditional (model.conditional=true): pass labels y of shape ({n},)")
+        if y.shape != (n,):
+            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
+        return y.to(self.device).long()
+
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Balanced labels 0, 1, ..., K-1, 0, ... for class-conditional sample grids."""
         if not self.conditional:

@@ -19,17 +19,6 @@ def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
 
 
-def class_labels(model: torch.nn.Module, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-    """The labels of a class-conditional model as a (n,) LongTensor on its device (required), None for an
-    unconditional one (labels ignored)."""
-    if not model.conditional:
-        return None
-    if y is None:
-        raise ValueError(f"this {type(model).__name__} is class-conditional (model.conditional=true): pass labels y of shape ({n},)")
-    if y.shape != (n,):
-        raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
-    return y.to(model.device).long()
-
 
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """bf16/fp16 logits (autocast) -> float32 for softmax and sampling; float32/float64 stay as they are."""

@@ -13,7 +13,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import class_labels, sample_categorical
+from genlab.models.autoregressive._sampling import sample_categorical
 from genlab.models.base import Batch, GenerativeModel
 from genlab.models.distributions import BernoulliHead, DiscretizedLogisticMixtureHead, LikelihoodHead, Params
 from genlab.nn.masked import GatedPixelCNN, assert_causal
@@ -149,7 +149,7 @@ class PixelCNN(GenerativeModel):
         ]
 
     def _cond(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        y = class_labels(self, y, n)
+        y = self.class_labels(y, n)
         return None if y is None else self.embed(y)
 
     def params(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Params:

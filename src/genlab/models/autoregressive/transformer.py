@@ -12,7 +12,7 @@ import torch
 
 from genlab.config import ModelConfig, param
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, class_labels, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
 from genlab.models.base import Batch, GenerativeModel
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
@@ -182,7 +182,7 @@ class Transformer(GenerativeModel):
 
     def _starts(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
         """The start token of each sequence: its class, or 0 for an unconditional model."""
-        y = class_labels(self, y, n)
+        y = self.class_labels(y, n)
         return torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
 
     # ------------------------------------------------------------- likelihood

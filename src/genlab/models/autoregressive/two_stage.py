@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, class_labels, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
 from genlab.models.autoregressive.transformer import generate
 from genlab.models.base import Batch, GenerativeModel, Phase
 from genlab.models.vae.vqvae import VQVAE, VQVAEConfig
@@ -114,7 +114,7 @@ class VQVAEPrior(GenerativeModel):
 
     def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
         """The start token of each sequence: its class, or 0 for an unconditional model."""
-        y = class_labels(self, y, n)
+        y = self.class_labels(y, n)
         return torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
 
     def _pixelcnn_logits(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -323,11 +323,9 @@ class DiffusionModel(GenerativeModel):
 
     def _train_labels(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor | None:
         """Labels with label dropout: each replaced by the null label with probability p_uncond."""
-        if not self.conditional:
-            return None
+        y = self.class_labels(y, n)
         if y is None:
-            raise ValueError("this diffusion model is class-conditional (model.conditional=true): batches need labels y")
-        y = y.to(like.device).long()
+            return None
         if self.training and self.config.p_uncond > 0:
             drop = torch.rand(n, device=like.device) < self.config.p_uncond
             y = torch.where(drop, torch.full_like(y, self.null_label), y)

@@ -157,15 +157,6 @@ class FlowModel(GenerativeModel):
         else:
             self.base_mean = self.base_log_scale = None
 
-    def _labels(self, y: Tensor | None, n: int) -> Tensor | None:
-        if not self.conditional:
-            return None
-        if y is None:
-            raise ValueError(f"this {type(self).__name__} is class-conditional (model.conditional=true): pass labels y")
-        if y.shape != (n,):
-            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
-        return y.long().to(self.device)
-
     def _context(self, y: Tensor | None, like: Tensor) -> Tensor | None:
         return F.one_hot(y, self.spec.num_classes).to(like.dtype) if y is not None and self.context_dim else None
 
@@ -181,7 +172,7 @@ class FlowModel(GenerativeModel):
     def log_prob_continuous(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """log p(x | y) in nats per example, (B,), for x on the model's continuous scale (dequantised images in [-1, 1))."""
         self._check_input(x)
-        y = self._labels(y, x.shape[0])
+        y = self.class_labels(y, x.shape[0])
         z, log_det = self.flow(x, self._context(y, x))
         base = self._base(y, z)
         if base is None:
@@ -236,7 +227,7 @@ class FlowModel(GenerativeModel):
         if labels is None and self.conditional:
             raise ValueError(f"this {type(self).__name__} is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
         like = next(self.parameters())
-        y = self._labels(labels, n)
+        y = self.class_labels(labels, n)
         z = temperature * randn((n, self.spec.dim), like, generator)
         base = self._base(y, z)
         if base is not None:

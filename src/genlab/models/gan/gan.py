@@ -183,13 +183,6 @@ class GAN(GenerativeModel):
         ]
 
     # ---------------------------------------------------------------------------------------------- the game
-    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if not self.conditional:
-            return None
-        if y is None or y.shape != (n,):
-            raise ValueError(f"this GAN is class-conditional (model.conditional=true): pass {n} labels y of shape ({n},)")
-        return y.long()
-
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """G(z[, y]) in data space, (B, *shape)."""
         x = self.G(z, y)
@@ -204,7 +197,7 @@ class GAN(GenerativeModel):
         """Phase "d": the critic's loss plus penalties; phase "g": the generator's loss. Logs D's mean logits."""
         x = batch["x"]
         n = len(x)
-        y = self._labels(batch.get("y"), n)
+        y = self.class_labels(batch.get("y"), n)
         z = torch.randn(n, self.config.latent_dim, device=x.device, dtype=x.dtype)
         kind, pen = self.config.loss, self.config.penalties
         if phase == "d":
