@@ -94,6 +94,13 @@ class GenerativeModel(nn.Module):
             raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
         return y.to(self.device).long()
 
+    def check_sample_labels(self, labels: torch.Tensor | None) -> None:
+        """sample(): labels for a class-conditional model and none for an unconditional one."""
+        if labels is not None and not self.conditional:
+            raise ValueError(f"labels were given, but this {type(self).__name__} is not class-conditional (model.conditional=false)")
+        if labels is None and self.conditional:
+            raise ValueError(f"this {type(self).__name__} is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Balanced labels 0, 1, ..., K-1, 0, ... for class-conditional sample grids."""
         if not self.conditional:

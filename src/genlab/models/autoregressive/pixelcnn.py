@@ -176,8 +176,7 @@ class PixelCNN(GenerativeModel):
         """n images drawn sub-pixel by sub-pixel, batched: H * W * C network passes, each over the window of the
         image that the current pixel's receptive field covers (exactly what a pass over the whole image gives)."""
         self.check_sample_kwargs(kwargs, [], "PixelCNN")
-        if labels is not None and not self.conditional:
-            raise ValueError("labels were given, but this PixelCNN is not class-conditional (model.conditional=false)")
+        self.check_sample_labels(labels)
         C, H, W = self.spec.shape
         c = self._cond(labels, n)
         x = torch.zeros(n, C, H, W, device=self.device, dtype=next(self.net.parameters()).dtype)

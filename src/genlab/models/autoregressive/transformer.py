@@ -240,8 +240,7 @@ class Transformer(GenerativeModel):
         `temperature` divides the logits, `top_k` keeps the k likeliest tokens, `top_p` the smallest set of
         probability >= p; `cache=False` recomputes the whole prefix each step (slower; the same tokens)."""
         self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p", "cache"], "Transformer")
-        if labels is not None and not self.conditional:
-            raise ValueError("labels were given, but this Transformer is not class-conditional (model.conditional=false)")
+        self.check_sample_labels(labels)
         eos = 0 if self.spec.encoding == "tokens" else None
         s = self._starts(labels, n)
         t = generate(

@@ -190,8 +190,7 @@ class VQVAEPrior(GenerativeModel):
     ) -> torch.Tensor:
         """Codes from the prior (with `temperature`, `top_k`, `top_p`), decoded by the VQ-VAE: (n, C, H, W) in [-1, 1]."""
         self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p"], "VQ-VAE + prior")
-        if labels is not None and not self.conditional:
-            raise ValueError("labels were given, but this model is not class-conditional (model.conditional=false)")
+        self.check_sample_labels(labels)
         return self.vqvae.decode(self.sample_codes(n, labels, generator, temperature, top_k, top_p))
 
     @torch.no_grad()

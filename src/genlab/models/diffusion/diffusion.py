@@ -239,10 +239,7 @@ class DiffusionModel(GenerativeModel):
 
     def denoiser(self, labels: torch.Tensor | None = None, guidance: float | None = None, lowres: torch.Tensor | None = None) -> _Denoiser:
         """The model as a sampler's `Denoiser`, bound to class labels (with guidance scale w) and low-res images."""
-        if labels is not None and not self.conditional:
-            raise ValueError("labels were given, but this diffusion model is not class-conditional (model.conditional=false)")
-        if labels is None and self.conditional:
-            raise ValueError("this diffusion model is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+        self.check_sample_labels(labels)
         cond = None
         if self.config.lowres:
             # Without low-res images a super-resolution model samples unconditionally (the condition it drops in training).

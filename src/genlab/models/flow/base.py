@@ -222,10 +222,7 @@ class FlowModel(GenerativeModel):
         self.check_sample_kwargs(kwargs, ["temperature"], type(self).__name__)
         if not temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        if labels is not None and not self.conditional:
-            raise ValueError(f"labels were given, but this {type(self).__name__} is not class-conditional (model.conditional=false)")
-        if labels is None and self.conditional:
-            raise ValueError(f"this {type(self).__name__} is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+        self.check_sample_labels(labels)
         like = next(self.parameters())
         y = self.class_labels(labels, n)
         z = temperature * randn((n, self.spec.dim), like, generator)

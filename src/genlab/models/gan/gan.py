@@ -265,10 +265,7 @@ class GAN(GenerativeModel):
         Karras et al. 2019, with E[z] = 0). G runs in eval mode: batch-norm uses its running statistics."""
         self.check_sample_kwargs(kwargs, ["truncation"], "GAN")
         psi = check_truncation(truncation)
-        if labels is not None and not self.conditional:
-            raise ValueError("labels were given, but this GAN is not class-conditional (model.conditional=false)")
-        if labels is None and self.conditional:
-            raise ValueError("this GAN is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+        self.check_sample_labels(labels)
         z = psi * randn((n, self.config.latent_dim), next(self.G.parameters()), generator)
         return self._eval_generate(z, labels)
 

@@ -282,10 +282,7 @@ class VAE(GenerativeModel):
     ) -> torch.Tensor:
         """n examples x = E[x | z] (or x ~ p(x|z) with mean=False), z ~ N(0, temperature^2 I), drawn with `generator`."""
         self.check_sample_kwargs(kwargs, ["temperature", "mean"], "VAE")
-        if labels is not None and not self.conditional:
-            raise ValueError("labels were given, but this VAE is not class-conditional (model.conditional=false)")
-        if labels is None and self.conditional:
-            raise ValueError("this VAE is class-conditional: pass labels= of shape (n,), e.g. model.sample_labels(n)")
+        self.check_sample_labels(labels)
         z = temperature * randn((n, self.config.latent_dim), next(self.decoder.parameters()), generator)
         return self._to_data(self.decode(z, labels), mean, generator)
 
