@@ -77,6 +77,60 @@ def test_samples_follow_the_model_distribution():
     assert (freq[order] - p).abs().max() < 0.03  # ~4 standard errors at n = 4000
 
 
+@pytest.mark.parametrize("temperature", [0.2, 4.0])
+def test_tempered_samples_follow_the_tempered_conditionals(temperature):
+    # With temperature T each sub-pixel is drawn from p(x_i | x_<i)^(1/T) / Z_i; the image probability is the
+    # product of those. Z_i comes from the image with x_i flipped: the conditional at i depends on x_<i only.
+    spec = DataSpec((1, 1, 3), encoding="binary")
+    m = model(spec).float()
+    with torch.no_grad():
+        for w in m.parameters():  # sharper conditionals than at initialisation, so that tempering matters
+            w.mul_(2.5)
+    x = all_binary(spec.shape).float()
+    with torch.no_grad():
+        c = m.conditionals(x).flatten(1) / temperature  # (8, 3)
+        code = ((x.flatten(1) > 0).long() * torch.tensor([4, 2, 1])).sum(1)
+        where = torch.empty(8, dtype=torch.long)
+        where[code] = torch.arange(8)
+        q = torch.zeros(8)
+        for a in range(8):
+            for i, bit in enumerate([4, 2, 1]):
+                flip = c[where[code[a] ^ bit], i]
+                q[a] += c[a, i] - torch.logaddexp(c[a, i], flip)
+        s = m.sample(4000, generator=torch.Generator().manual_seed(0), temperature=temperature)
+    freq = torch.bincount(((s.flatten(1) > 0).long() * torch.tensor([4, 2, 1])).sum(1), minlength=8).float() / 4000
+    assert (freq[code] - q.exp()).abs().max() < 0.03
+    p = m.log_prob(x).exp()
+    assert (q.exp() - p).abs().sum() > 0.1  # the check can tell a tempered sampler from the plain one
+
+
+def test_tempered_level_sampler_is_the_mixture_itself_at_t1_and_greedy_near_t0():
+    from genlab.models.autoregressive._sampling import level_logits, sample_levels
+
+    m = model(DataSpec((1, 2, 2)), n_mix=3)
+    x = torch.rand(2, 1, 2, 2, dtype=torch.float64) * 2 - 1
+    at = tuple(p[..., 0:1, 1:2, 0:1] for p in m.params(x))  # one sub-pixel of two images
+    levels = torch.linspace(-1, 1, 256, dtype=torch.float64)
+    lp = level_logits(m.head, at, levels)  # (2, 256)
+    assert torch.allclose(torch.logsumexp(lp, 1), torch.zeros(2, dtype=torch.float64), atol=1e-10)
+    g = torch.Generator().manual_seed(0)
+    n = 20000
+    rep = tuple(p.repeat(n // 2, *[1] * (p.dim() - 1)) for p in at)  # rows alternate image 0, image 1
+    ours = sample_levels(m.head, rep, levels, g).view(n // 2, 2)
+    native = m.head.sample(rep, g).view(n // 2, 2)
+    for k in range(2):  # same mean and spread as the head's own sampler, and as the exact level probabilities
+        mean = (lp[k].exp() * levels).sum()
+        assert abs(ours[:, k].mean() - mean) < 0.03 and abs(native[:, k].mean() - mean) < 0.03
+        assert abs(ours[:, k].std() - native[:, k].std()) < 0.03
+    greedy = [m.sample(3, generator=torch.Generator().manual_seed(s), temperature=1e-4) for s in (1, 2)]
+    assert torch.equal(greedy[0], greedy[1])
+    assert not torch.equal(*[m.sample(3, generator=torch.Generator().manual_seed(s)) for s in (1, 2)])
+    with pytest.raises(ConfigError, match="temperature"):
+        m.sample(1, temperature=0.0)
+    with pytest.raises(ConfigError, match="cfg"):
+        m.sample(1, cfg=2.0)
+
+
 def test_class_conditioning_changes_the_distribution_and_needs_labels():
     spec = DataSpec((1, 3, 3), num_classes=3, encoding="binary")
     m = model(spec, conditional=True, cond_dim=4)

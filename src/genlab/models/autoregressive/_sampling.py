@@ -47,3 +47,27 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
     argmax(l + g), g = -log(-log u). Uses exactly logits.numel() uniforms from `generator`."""
     u = rand(tuple(logits.shape), logits, generator).clamp(1e-20, 1 - 1e-7)
     return (logits - torch.log(-torch.log(u))).argmax(dim=-1)
+
+
+def level_logits(head, params: tuple[torch.Tensor, ...], levels: torch.Tensor) -> torch.Tensor:
+    """log p(x = v | params) for every value v in `levels`, (n, L): the head's own distribution over its discrete
+    support (256 levels or {-1, 1}) at one sub-pixel, whose params are (n, ..., 1, 1, 1)."""
+    n, L = params[0].shape[0], levels.numel()
+    rep = tuple(p.unsqueeze(0).expand(L, *p.shape).reshape(L * n, *p.shape[1:]) for p in params)
+    x = levels.to(params[0].dtype).view(L, 1).expand(L, n).reshape(L * n, 1, 1, 1)
+    return head.log_prob_elementwise(x, rep).view(L, n).T
+
+
+def sample_levels(
+    head,
+    params: tuple[torch.Tensor, ...],
+    levels: torch.Tensor,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> torch.Tensor:
+    """One value per row from p(v)^(1/T) / Z over the head's discrete support, with top-k / top-p applied: the
+    exact tempered distribution of a discretised head (a logistic mixture included), not a rescaled logistic."""
+    logits = filter_logits(at_least_float32(level_logits(head, params, levels)), temperature, top_k, top_p)
+    return levels.to(params[0].dtype)[sample_categorical(logits, generator)]

@@ -13,7 +13,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import sample_categorical
+from genlab.models.autoregressive._sampling import check_decoding, sample_categorical, sample_levels
 from genlab.models.base import Batch, GenerativeModel
 from genlab.models.distributions import BernoulliHead, DiscretizedLogisticMixtureHead, LikelihoodHead, Params
 from genlab.nn.masked import GatedPixelCNN, assert_causal
@@ -172,11 +172,29 @@ class PixelCNN(GenerativeModel):
         return {"loss": nll.mean() / self.spec.dim, "nll": nll.mean().detach()}
 
     @torch.no_grad()
-    def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        *,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
         """n images drawn sub-pixel by sub-pixel, batched: H * W * C network passes, each over the window of the
-        image that the current pixel's receptive field covers (exactly what a pass over the whole image gives)."""
-        self.check_sample_kwargs(kwargs, [], "PixelCNN")
+        image that the current pixel's receptive field covers (exactly what a pass over the whole image gives).
+
+        `temperature` T draws each sub-pixel from p(x_i | x_<i)^(1/T) / Z over its discrete levels (T < 1 sharpens,
+        T -> 0 is greedy decoding); `top_k` / `top_p` keep only the likeliest levels. With the defaults the head's
+        own sampler runs (the same draws as before these options existed)."""
+        self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p"], "PixelCNN")
         self.check_sample_labels(labels)
+        check_decoding(temperature, top_k, top_p)
+        plain = temperature == 1.0 and top_k is None and top_p is None
+        bins = 2 if self.head_kind == "bernoulli" else getattr(self.head, "bins", 256)
+        levels = torch.linspace(-1, 1, bins, device=self.device)
         C, H, W = self.spec.shape
         c = self._cond(labels, n)
         x = torch.zeros(n, C, H, W, device=self.device, dtype=next(self.net.parameters()).dtype)
@@ -195,5 +213,8 @@ class PixelCNN(GenerativeModel):
                         full[:, :, i, j] = h
                         params = self.head.params(full)
                     at = tuple(p[..., ch : ch + 1, i : i + 1, j : j + 1] for p in params)
-                    x[:, ch, i, j] = self.head.sample(at, generator).view(n)
+                    if plain:
+                        x[:, ch, i, j] = self.head.sample(at, generator).view(n)
+                    else:
+                        x[:, ch, i, j] = sample_levels(self.head, at, levels, generator, temperature, top_k, top_p)
         return x
