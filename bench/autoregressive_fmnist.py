@@ -8,6 +8,7 @@ feature network. Sampling 784 pixels one at a time is slow on a CPU, so FID uses
 1000: noisier and biased upwards against the usual 10,000; the number is in the table).
 
     python bench/autoregressive_fmnist.py                                    # 600 s per model
+    python bench/autoregressive_fmnist.py --models pixelcnn --merge          # one model; the others' rows stay in the JSON
     python bench/autoregressive_fmnist.py --budget 120 --n-eval 2000 --n-samples 500 --models pixelcnn vqvae_prior
 """
 
@@ -72,31 +73,36 @@ def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eva
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=600, help="training seconds per model (default 600)")
-    ap.add_argument("--models", nargs="+", default=["pixelcnn", "pixelcnn_binarized", "vqvae_prior"], choices=sorted(PRESETS))
+    ap.add_argument("--models", nargs="+", default=list(PRESETS), choices=sorted(PRESETS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n-eval", type=int, default=10_000, help="test images for the likelihood (default: all 10,000)")
     ap.add_argument("--n-samples", type=int, default=1000, help="samples for FID/KID and seconds per sample")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "autoregressive_fmnist.json"))
+    ap.add_argument("--merge", action="store_true", help="keep the other models' rows already in --out (run the models one at a time)")
     a = ap.parse_args()
     outdir = Path(a.out).parent
     outdir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    kept = []
+    if a.merge and Path(a.out).exists():
+        kept = [r for r in json.loads(Path(a.out).read_text())["rows"] if r["preset"] not in {PRESETS[k][1] for k in a.models}]
     rows = []
     for key in a.models:
         name, preset = PRESETS[key]
         run_dir = str(outdir / "runs" / f"autoregressive_{key}_{int(a.budget)}s_{stamp}")
         r = in_process(train_and_eval, preset, a.budget, a.threads, run_dir, a.n_eval, a.n_samples)
-        rows.append({"model": name, "preset": preset, "budget_s": a.budget, **r})
+        sizes = {"threads": a.threads, "n_eval": a.n_eval, "n_samples": a.n_samples}
+        rows.append({"model": name, "preset": preset, "budget_s": a.budget, **sizes, **r})
+        rows[-1]["command"] = " ".join(sys.argv)
         print(json.dumps(rows[-1]), flush=True)
+    order = {p: i for i, (_, p) in enumerate(PRESETS.values())}
+    rows = sorted(kept + rows, key=lambda r: order.get(r["preset"], len(order)))
     meta = {
         "machine": f"{a.threads} threads, torch {torch.__version__}",
-        "n_eval": a.n_eval,
-        "n_samples": a.n_samples,
-        "fid": f"genlab fashion_mnist feature net, {a.n_samples} samples vs the 10,000 test images (evaluation harness)",
-        "command": " ".join(sys.argv),
+        "fid": "genlab fashion_mnist feature net, n_samples samples vs the 10,000 test images (evaluation harness)",
     }
     Path(a.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"\n| model | budget | steps | images/s | test NLL | s/sample | FID ({a.n_samples}) | KID |")
+    print("\n| model | budget | steps | images/s | test NLL | s/sample | FID (samples) | KID |")
     print("|" + " --- |" * 8)
     for r in rows:
         binary = "binarised" in r["model"]
@@ -105,7 +111,7 @@ def main() -> None:
             nll = "<= " + nll
         print(
             f"| {r['model']} | {r['budget_s']:.0f} s | {r['steps']} | {r['images_per_s']:.0f} | {nll} | "
-            f"{r['seconds_per_sample']:.3f} | {r['fid']:.1f} | {r['kid']:.4f} |"
+            f"{r['seconds_per_sample']:.3f} | {r['fid']:.1f} ({r.get('n_samples', '?')}) | {r['kid']:.4f} |"
         )
     print(f"\n-> {a.out}")
 
