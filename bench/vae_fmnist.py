@@ -10,6 +10,8 @@ is reported beside it.
 
     python bench/vae_fmnist.py                       # budgets 120 s and 600 s, 2 threads
     python bench/vae_fmnist.py --budgets 60 --n-eval 500 --iwae-k 100   # a quick look
+    python bench/vae_fmnist.py --budgets 120 --contenders binarized --set model.prior=mog \
+        --out /tmp/screen.json                       # screen one setting of the binarised preset
 """
 
 from __future__ import annotations
@@ -30,16 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 
-def train_genlab(preset: str, budget: float, threads: int, run_dir: str, queue: mp.Queue) -> None:
+def train_genlab(preset: str, budget: float, threads: int, run_dir: str, overrides: tuple[str, ...], queue: mp.Queue) -> None:
     import genlab
     from genlab.report.plots import read_metrics
 
     torch.set_num_threads(threads)
     res = genlab.train(
-        ROOT / preset, [f"train.max_time={budget}", f"train.num_threads={threads}", "train.progress=false"], run_dir=run_dir, resume="never"
+        ROOT / preset,
+        [*overrides, f"train.max_time={budget}", f"train.num_threads={threads}", "train.progress=false"],
+        run_dir=run_dir,
+        resume="never",
     )
     rows = [r for r in read_metrics(Path(run_dir) / "metrics.jsonl") if "loss" in r]
-    ips = res.step * genlab.build_run_config(ROOT / preset).train.batch_size / res.elapsed
+    ips = res.step * genlab.build_run_config(ROOT / preset, list(overrides)).train.batch_size / res.elapsed
     queue.put(
         {"steps": res.step, "seconds": res.elapsed, "images_per_s": ips, "peak_rss_mb": peak_rss_mb(), "final_loss": rows[-1]["loss"]}
     )
@@ -135,7 +140,8 @@ def sample_quality(samples: torch.Tensor) -> dict:
 def genlab_eval(run_dir: str, n_eval: int, k: int) -> dict:
     import genlab
 
-    ev = genlab.evaluate(run_dir, [f"eval.n_examples={n_eval}", f"eval.iwae_k={k}"])
+    # The likelihoods only: the sample metrics are computed below, the same way for every contender.
+    ev = genlab.evaluate(run_dir, [f"eval.n_examples={n_eval}", f"eval.iwae_k={k}", "eval.sample_metrics=false"])
     model = genlab.load(run_dir)
     x, _ = genlab.sample(model, 10_000, seed=1)
     return {
@@ -155,7 +161,14 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=1000, help="test images for the likelihood bounds")
     ap.add_argument("--iwae-k", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "vae_fmnist.json"))
-    ap.add_argument("--skip-pythae", action="store_true")
+    ap.add_argument("--skip-pythae", action="store_true", help="the same as leaving pythae out of --contenders")
+    ap.add_argument(
+        "--contenders", nargs="+", choices=["8bit", "binarized", "pythae"], default=["8bit", "binarized", "pythae"],
+        help="which rows to train: genlab's 8-bit preset, genlab's binarised preset, pythae's VAE",
+    )
+    ap.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for genlab's binarised preset (screening)"
+    )
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     outdir = Path(a.out).parent
@@ -164,18 +177,22 @@ def main() -> None:
     rows = []
     from genlab.report.grid import save_image_grid
 
+    tag = f" [{' '.join(a.set)}]" if a.set else ""
+    genlab_rows = [
+        ("8bit", "genlab vae_fmnist (8-bit, logistic)", "configs/vae/vae_fmnist.toml", ()),
+        ("binarized", f"genlab vae_binarized_fmnist (Bernoulli){tag}", "configs/vae/vae_binarized_fmnist.toml", tuple(a.set)),
+    ]
     for budget in a.budgets:
-        for name, preset in [
-            ("genlab vae_fmnist (8-bit, logistic)", "configs/vae/vae_fmnist.toml"),
-            ("genlab vae_binarized_fmnist (Bernoulli)", "configs/vae/vae_binarized_fmnist.toml"),
-        ]:
+        for key, name, preset, overrides in genlab_rows:
+            if key not in a.contenders:
+                continue
             run_dir = str(outdir / "runs" / f"{Path(preset).stem}_{int(budget)}s_{stamp}")
-            tr = in_process(train_genlab, preset, budget, a.threads, run_dir)
+            tr = in_process(train_genlab, preset, budget, a.threads, run_dir, overrides)
             ev = genlab_eval(run_dir, a.n_eval, a.iwae_k)
             save_image_grid(ev.pop("samples"), outdir / f"{Path(preset).stem}_{int(budget)}s.png", nrow=8, scale=2)
             rows.append({"model": name, "budget_s": budget, **tr, **ev})
             print(json.dumps(rows[-1]), flush=True)
-        if a.skip_pythae:
+        if a.skip_pythae or "pythae" not in a.contenders:
             continue
         try:
             import pythae  # noqa: F401

@@ -1,5 +1,6 @@
 """Variational autoencoder (Kingma & Welling 2014) with the importance-weighted bound (IWAE, Burda et al. 2016),
-the beta-VAE weight on the KL (Higgins et al. 2017) and class conditioning (CVAE, Sohn et al. 2015)."""
+the beta-VAE weight on the KL (Higgins et al. 2017), class conditioning (CVAE, Sohn et al. 2015) and learned
+priors: a mixture of Gaussians in latent space, or the VampPrior (Tomczak & Welling 2018)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
@@ -21,6 +23,7 @@ from genlab.models.distributions import (
     LikelihoodHead,
     Params,
     gaussian_kl_standard,
+    rand,
     randn,
     standard_normal_log_prob,
 )
@@ -31,6 +34,7 @@ from genlab.registry import register_model
 from genlab.spec import DataSpec
 
 Decoder = Literal["bernoulli", "gaussian", "logistic", "logistic_mixture"]
+Prior = Literal["standard", "mog", "vamp"]
 
 # Importance samples are decoded in chunks of at most this many data coordinates (chunk x batch x dim): IWAE-1000
 # on a batch of 256 28x28 images then peaks at about 0.6 GB (logistic) to 0.9 GB (5-component mixture) of RSS.
@@ -39,7 +43,7 @@ _IWAE_CHUNK_ELEMENTS = 2**21
 
 @dataclass
 class VAEConfig(ModelConfig):
-    """A VAE: encoder q(z|x) = N(mu(x), diag sigma^2(x)), prior p(z) = N(0, I), decoder p(x|z) from a likelihood head."""
+    """A VAE: encoder q(z|x) = N(mu(x), diag sigma^2(x)), prior p(z) (N(0, I) or learned), decoder p(x|z) from a likelihood head."""
 
     name: str = param("vae", help="model name")
     latent_dim: int = param(32, ge=1, help="dimension of the latent z")
@@ -65,6 +69,12 @@ class VAEConfig(ModelConfig):
     conditional: bool = param(False, help="class-conditional VAE: one-hot labels feed the encoder and the decoder")
     free_bits: float = param(0.0, ge=0, help="nats per latent dimension (batch mean) below which the KL is not penalised")
     kl_warmup_steps: int = param(0, ge=0, help="raise the KL weight linearly from 0 to beta over this many training batches")
+    prior: Prior = param(
+        "standard",
+        help="p(z): standard = N(0, I) (closed-form KL); mog = learned mixture of diagonal Gaussians; "
+        "vamp = VampPrior, the encoder's posteriors at learned pseudo-inputs (both: one-sample Monte Carlo KL)",
+    )
+    prior_components: int = param(64, ge=1, help="mog / vamp: mixture components (pseudo-inputs for vamp)")
 
 
 def _describe(spec: DataSpec) -> str:
@@ -118,7 +128,61 @@ def resolve(cfg: VAEConfig, spec: DataSpec) -> tuple[Literal["conv", "mlp"], Dec
             )
     if cfg.conditional and spec.num_classes == 0:
         raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
+    if cfg.prior != "standard" and cfg.free_bits > 0:
+        raise ConfigError(
+            f"model.free_bits={cfg.free_bits} charges the KL per latent dimension, which only the standard prior's closed form "
+            f"splits; with model.prior={cfg.prior!r} set model.free_bits=0 (or model.prior='standard')"
+        )
+    if cfg.prior == "vamp" and cfg.conditional:
+        raise ConfigError(
+            "model.prior='vamp' feeds pseudo-inputs through the encoder, which a conditional VAE cannot do without labels; "
+            "use model.prior='mog' (or 'standard') with model.conditional=true"
+        )
     return net, decoder
+
+
+def mixture_log_prob(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor, log_weights: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(z; m_k, diag exp(logvars_k)) for z (..., D), means/logvars (K, D), log_weights (K,): (...).
+
+    The squared distances come from three matmuls, sum_d (z_d - m_d)^2 / v_d = z^2 . 1/v - 2 z . m/v + m^2 . 1/v,
+    so no (..., K, D) tensor is built (IWAE-1000 evaluates the prior at a million points).
+    """
+    inv_var = torch.exp(-logvars)  # (K, D)
+    zf = z.reshape(-1, z.shape[-1])
+    sq = (zf * zf) @ inv_var.T - 2 * zf @ (means * inv_var).T + (means * means * inv_var).sum(1)  # (N, K)
+    log_norm = -0.5 * (logvars.sum(1) + z.shape[-1] * math.log(2 * math.pi))  # (K,)
+    comp = log_weights + log_norm - 0.5 * sq.clamp(min=0)
+    return torch.logsumexp(comp, dim=-1).view(z.shape[:-1])
+
+
+def mixture_sample(
+    n: int,
+    means: torch.Tensor,
+    logvars: torch.Tensor,
+    log_weights: torch.Tensor,
+    generator: torch.Generator | None = None,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """n draws (n, D) from the mixture, each component's standard deviation scaled by `temperature`: a component by
+    inverting the weights' CDF, then its Gaussian."""
+    cdf = torch.cumsum(torch.softmax(log_weights, 0), 0)
+    k = torch.searchsorted(cdf, rand((n,), cdf, generator) * cdf[-1]).clamp(max=len(cdf) - 1)
+    eps = randn((n, means.shape[1]), means, generator)
+    return means[k] + temperature * torch.exp(0.5 * logvars[k]) * eps
+
+
+class MixturePrior(nn.Module):
+    """A learned p(z) = sum_k pi_k N(z; m_k, diag exp(l_k)): means spread as N(0, I) draws, l_k = 0, uniform pi."""
+
+    def __init__(self, components: int, latent_dim: int):
+        super().__init__()
+        self.means = nn.Parameter(torch.randn(components, latent_dim))
+        self.logvars = nn.Parameter(torch.zeros(components, latent_dim))
+        self.logits = nn.Parameter(torch.zeros(components))
+
+    def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(means (K, D), logvars (K, D), log_weights (K,))."""
+        return self.means, self.logvars, torch.log_softmax(self.logits, 0)
 
 
 def _make_head(decoder: Decoder, cfg: VAEConfig, spec: DataSpec) -> LikelihoodHead:
@@ -133,7 +197,11 @@ def _make_head(decoder: Decoder, cfg: VAEConfig, spec: DataSpec) -> LikelihoodHe
 
 @register_model("vae", VAEConfig)
 class VAE(GenerativeModel):
-    """q(z|x[, y]) = N(mu, diag exp(logvar)), p(z) = N(0, I), p(x|z[, y]) a likelihood head; all log-densities in nats.
+    """q(z|x[, y]) = N(mu, diag exp(logvar)), p(z) = N(0, I) or learned, p(x|z[, y]) a likelihood head; log-densities in nats.
+
+    model.prior = "mog" learns a mixture of K diagonal Gaussians as p(z); "vamp" is the VampPrior
+    p(z) = (1/K) sum_k q(z | u_k) at K learned pseudo-inputs u_k (Tomczak & Welling 2018). Both fill the
+    "holes" where N(0, I) has mass but the aggregate posterior has none, which decode to blurry images.
 
     Example:
         >>> spec = DataSpec(shape=(1, 28, 28), encoding="binary")
@@ -165,6 +233,11 @@ class VAE(GenerativeModel):
             mlp = {"layer_norm": config.norm, **common}
             self.encoder = MLP(spec.dim + K, 2 * D, config.hidden, **mlp)
             self.decoder = MLP(D + K, out * spec.dim, tuple(reversed(config.hidden)), **mlp)
+        if config.prior == "mog":
+            self.prior = MixturePrior(config.prior_components, D)
+        elif config.prior == "vamp":
+            # Pseudo-inputs u_k = tanh(w_k) for images (inside the data range [-1, 1]), w_k for vectors; w ~ N(0, 0.1^2).
+            self.pseudo_inputs = nn.Parameter(0.1 * torch.randn(config.prior_components, *spec.shape))
         if config.kl_warmup_steps:
             # Training batches seen, for the KL warm-up; saved with the weights so a resumed run continues the ramp.
             self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
@@ -184,7 +257,27 @@ class VAE(GenerativeModel):
                 DataSpec((1, 8, 8), encoding="8bit", dequantized=True),
             ),
             ({"latent_dim": 2, "hidden": [16]}, DataSpec((2,), encoding="continuous")),
+            ({"latent_dim": 4, "hidden": [16], "prior": "mog", "prior_components": 3}, DataSpec((1, 8, 8), encoding="binary")),
+            ({"latent_dim": 4, "channels": [8], "prior": "vamp", "prior_components": 3}, DataSpec((1, 8, 8), encoding="binary")),
+            ({"latent_dim": 2, "hidden": [16], "prior": "vamp", "prior_components": 2}, DataSpec((2,), encoding="continuous")),
         ]
+
+    def prior_params(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """The learned prior as a mixture (means (K, D), logvars (K, D), log_weights (K,)); None for N(0, I)."""
+        if self.config.prior == "mog":
+            return self.prior()
+        if self.config.prior == "vamp":
+            u = torch.tanh(self.pseudo_inputs) if self.spec.is_image else self.pseudo_inputs
+            means, logvars = self.encode(u)
+            K = len(means)
+            return means, logvars, torch.full((K,), -math.log(K), dtype=means.dtype, device=means.device)
+        return None
+
+    def log_prior(self, z: torch.Tensor, params: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """log p(z) for z (..., latent_dim): (...). `params` reuses one `prior_params()` for many calls."""
+        if self.config.prior == "standard":
+            return standard_normal_log_prob(z).sum(-1)
+        return mixture_log_prob(z, *(params if params is not None else self.prior_params()))
 
     def _onehot(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor | None:
         """One-hot labels (n, K) for a conditional model (labels required), None for an unconditional one."""
@@ -215,20 +308,30 @@ class VAE(GenerativeModel):
 
     def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
         """Negative ELBO per example, batch mean, with the KL weighted by beta (and warm-up / free bits):
-        -E_q[log p(x|z)] + beta KL(q(z|x) || p(z)), one reparameterised sample z = mu + sigma * eps."""
+        -E_q[log p(x|z)] + beta KL(q(z|x) || p(z)), one reparameterised sample z = mu + sigma * eps.
+
+        The KL is in closed form for p(z) = N(0, I); for a learned prior it is the one-sample Monte Carlo
+        estimate log q(z|x) - log p(z) at the same z (unbiased, so the reported ELBO stays a bound in expectation).
+        """
         x, y = batch["x"], batch.get("y")
         mu, logvar = self.encode(x, y)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        eps = torch.randn_like(mu)
+        z = mu + torch.exp(0.5 * logvar) * eps
         recon = -self.head.log_prob(x, self.decode(z, y))  # (B,)
-        kl = gaussian_kl_standard(mu, logvar)  # (B, D)
-        # Free bits (Kingma et al. 2016): each latent's batch-mean KL is charged at least free_bits nats.
-        kl_penalty = kl.mean(0).clamp(min=self.config.free_bits).sum()
+        if self.config.prior == "standard":
+            kl = gaussian_kl_standard(mu, logvar)  # (B, D)
+            # Free bits (Kingma et al. 2016): each latent's batch-mean KL is charged at least free_bits nats.
+            kl_penalty = kl.mean(0).clamp(min=self.config.free_bits).sum()
+            kl_sum = kl.sum(1)
+        else:
+            log_qz = (standard_normal_log_prob(eps) - 0.5 * logvar).sum(1)  # log N(z; mu, sigma^2)
+            kl_sum = log_qz - self.log_prior(z)  # (B,)
+            kl_penalty = kl_sum.mean()
         weight = self.config.beta
         if self.config.kl_warmup_steps:
             weight = weight * (self.kl_step / self.config.kl_warmup_steps).clamp(max=1.0)
             if self.training:
                 self.kl_step += 1
-        kl_sum = kl.sum(1)
         return {
             "loss": recon.mean() + weight * kl_penalty,
             "nll_bound": (recon + kl_sum).mean().detach(),
@@ -249,6 +352,7 @@ class VAE(GenerativeModel):
         if k < 1:
             raise ValueError(f"k must be >= 1 importance samples, got {k}")
         mu, logvar = self.encode(x, y)  # (B, D)
+        prior = self.prior_params()
         B, D = mu.shape
         chunk = max(1, _IWAE_CHUNK_ELEMENTS // (B * self.spec.dim))
         log_w = []
@@ -259,7 +363,7 @@ class VAE(GenerativeModel):
             xs = x.unsqueeze(1).expand(B, c, *x.shape[1:]).reshape(B * c, *x.shape[1:])
             ys = None if y is None else y.repeat_interleave(c)
             log_px_z = self.head.log_prob(xs, self.decode(z.reshape(B * c, D), ys)).view(B, c)
-            log_pz = standard_normal_log_prob(z).sum(-1)
+            log_pz = self.log_prior(z, prior)  # (B, c)
             log_qz = (standard_normal_log_prob(eps) - 0.5 * logvar[:, None]).sum(-1)  # log N(z; mu, sigma^2)
             log_w.append(log_px_z + log_pz - log_qz)  # (B, c)
         return math.log(k) - torch.logsumexp(torch.cat(log_w, dim=1), dim=1)
@@ -280,10 +384,18 @@ class VAE(GenerativeModel):
         mean: bool = True,
         **kwargs,
     ) -> torch.Tensor:
-        """n examples x = E[x | z] (or x ~ p(x|z) with mean=False), z ~ N(0, temperature^2 I), drawn with `generator`."""
+        """n examples x = E[x | z] (or x ~ p(x|z) with mean=False), z ~ p(z), drawn with `generator`.
+
+        `temperature` scales the prior's standard deviation: z ~ N(0, temperature^2 I), or for a learned mixture
+        prior each component's standard deviation (the component is drawn from the learned weights).
+        """
         self.check_sample_kwargs(kwargs, ["temperature", "mean"], "VAE")
         self.check_sample_labels(labels)
-        z = temperature * randn((n, self.config.latent_dim), next(self.decoder.parameters()), generator)
+        like = next(self.decoder.parameters())
+        if self.config.prior == "standard":
+            z = temperature * randn((n, self.config.latent_dim), like, generator)
+        else:
+            z = mixture_sample(n, *self.prior_params(), generator=generator, temperature=temperature)
         return self._to_data(self.decode(z, labels), mean, generator)
 
     @torch.no_grad()
