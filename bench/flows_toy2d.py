@@ -6,7 +6,7 @@ steps/s (per CPU second) and parameter counts. Every flow trains with the same l
 budget, batch 512, float32, one CPU thread. zuko and normflows are optional (bench-only) dependencies:
     pip install zuko normflows
 
-    python bench/flows_toy2d.py --steps 800 --seconds 6    # the table in docs/flows.md (about 11 minutes)
+    python bench/flows_toy2d.py --steps 800 --seconds 6 --headline 60 --jobs 2   # docs/flows.md's tables (~6 min, 2 cores)
     python bench/flows_toy2d.py --steps 500 --seconds 5 --headline 0 --datasets moons
 """
 
@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -71,7 +73,7 @@ def normflows_nsf(hidden: int = 64, layers: int = 4) -> Wrapped:
 FLOWS: dict[str, Callable[[], Wrapped]] = {
     "genlab realnvp": lambda: genlab_flow("realnvp", layers=8, hidden=(128, 128), norm="none"),
     "genlab maf": lambda: genlab_flow("maf", layers=6, hidden=(128, 128)),
-    "genlab nsf": lambda: genlab_flow("nsf", variant="coupling", layers=4, hidden=(128, 128), bins=8, bound=5.0),
+    "genlab nsf": lambda: genlab_flow("nsf", variant="coupling", layers=4, hidden=(128, 128), bins=16, bound=5.0),
     "genlab nsf-ar": lambda: genlab_flow("nsf", variant="autoregressive", layers=4, hidden=(128, 128), bins=8, bound=5.0),
     "zuko nsf": zuko_nsf,
     "normflows nsf": normflows_nsf,
@@ -154,6 +156,19 @@ def table(rows: list[dict], key: str, title: str) -> str:
     return "\n".join(lines)
 
 
+def job(task: tuple[str, str, str, float, int, int]) -> tuple[dict, torch.Tensor | None]:
+    """One run (mode, dataset, flow, budget, batch, threads) -> its row and, for the step budget, its density grid."""
+    mode, d, f, budget, batch, threads = task
+    torch.set_num_threads(threads)
+    by_steps = mode == "steps"
+    row, flow = run(f, d, steps=int(budget) if by_steps else None, seconds=None if by_steps else budget, batch=batch)
+    row["budget"] = mode
+    if not by_steps:
+        return row, None
+    flow.eval()
+    return row, density_on_grid(lambda x: flow.log_prob(x.float()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
@@ -163,6 +178,7 @@ def main() -> None:
     ap.add_argument("--headline", type=float, default=60.0, help="CPU seconds for the checkerboard NSF comparison (0 = skip)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads: 1 by default (512 x 128 matmuls gain little from a 2nd thread)")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once, one process each (budgets are CPU time)")
     ap.add_argument("--out", default=str(ROOT / "results" / "flows_toy2d.json"))
     ap.add_argument("--figure", default=str(ROOT.parent / "docs" / "img" / "flows" / "toy_densities.png"))
     args = ap.parse_args()
@@ -172,31 +188,26 @@ def main() -> None:
     if skipped:
         print(f"skipping (not installed): {', '.join(skipped)}")
     results: dict = {"config": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": []}
-    pictures: dict[str, list] = {}
+    tasks = [("headline", "checkerboard", f, args.headline, 512, args.threads) for f in flows if "nsf" in f and args.headline]
     for mode, budget in (("steps", args.steps), ("seconds", args.seconds)):
-        if not budget:
-            continue
-        for d in args.datasets:
-            if mode == "steps":
-                pictures[d] = [("true", density_on_grid(toy_distribution(d).log_prob))]
-            for f in flows:
-                by_steps = mode == "steps"
-                row, flow = run(f, d, steps=budget if by_steps else None, seconds=None if by_steps else budget, batch=args.batch)
-                results["runs"].append(row)
-                print(json.dumps(row), flush=True)
-                if mode == "steps":
-                    flow.eval()
-                    pictures[d].append((f, density_on_grid(lambda x, flow=flow: flow.log_prob(x.float()))))
-    if args.headline:
-        for f in [f for f in flows if "nsf" in f]:
-            row, _ = run(f, "checkerboard", steps=None, seconds=args.headline, batch=512)
-            row["budget"] = "headline"
+        if budget:
+            tasks += [(mode, d, f, budget, args.batch, args.threads) for d in args.datasets for f in flows]
+    grids: dict[tuple[str, str], torch.Tensor] = {}
+    with multiprocessing.get_context("spawn").Pool(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        for row, grid in pool.imap(job, tasks) if pool else map(job, tasks):  # longest (headline) runs first
             results["runs"].append(row)
             print(json.dumps(row), flush=True)
+            if grid is not None:
+                grids[row["dataset"], row["flow"]] = grid
+    pictures = [
+        (d, [("true", density_on_grid(toy_distribution(d).log_prob))] + [(f, grids[d, f]) for f in flows if (d, f) in grids])
+        for d in args.datasets
+        if any((d, f) in grids for f in flows)
+    ]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1))
     if pictures:
-        save_density_grid(list(pictures.items()), args.figure)
+        save_density_grid(pictures, args.figure)
     for mode, budget in (("steps", args.steps), ("seconds", args.seconds)):
         rows = [r for r in results["runs"] if r["budget"] == mode]
         if rows:

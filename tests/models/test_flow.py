@@ -205,6 +205,24 @@ def test_spline_bound_the_data_exceed_is_an_error_at_the_first_batch():
         m.loss({"x": torch.tensor([[0.5, 3.5], [0.0, 0.0]])})
 
 
+def test_spline_starts_at_the_identity_and_its_slopes_live_in_log_space():
+    """Zero network outputs give exactly the identity (equal bins, all knot slopes 1); a knot slope is exp(u) near
+    u = 0 (d log d / du = 1, so the log-determinant's gradient does not fade for steep bins) and stays within
+    (MIN_DERIVATIVE, 1 / MIN_DERIVATIVE) for any output."""
+    from genlab.models.flow.splines import MIN_DERIVATIVE, rq_spline, spline_params
+
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    y, ld = rq_spline(x, torch.zeros(101, 3 * 16 - 1, dtype=torch.float64), 5.0)
+    assert torch.allclose(y, x, atol=1e-12, rtol=0) and ld.abs().max() < 1e-12
+    u = torch.tensor([-1e4, -10.0, -1.0, 0.0, 1.0, 10.0, 1e4], dtype=torch.float64, requires_grad=True)
+    raw = torch.cat([torch.zeros(7, 8, dtype=torch.float64), u[:, None], torch.zeros(7, 2, dtype=torch.float64)], 1)  # K = 4
+    slope = spline_params(raw, 2.0)[2][:, 1]  # the first interior knot's derivative
+    assert (slope > MIN_DERIVATIVE).all() and (slope < 1 / MIN_DERIVATIVE).all() and (slope.diff() > 0).all()
+    assert slope[3] == 1 and 2.2 < slope[4] < math.e and 1 / math.e < slope[2] < 0.45
+    (grad,) = torch.autograd.grad(slope.log().sum(), u)
+    assert grad[3] == 1 and (grad[2:5] > 0.7).all()
+
+
 def test_nan_log_det_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
     original = NSF.log_prob_continuous

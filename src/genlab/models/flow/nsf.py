@@ -25,7 +25,7 @@ class NSFConfig(ModelConfig):
     variant: Literal["coupling", "autoregressive"] = param("coupling", help="coupling (one-pass sampling) or autoregressive (D passes)")
     layers: int = param(4, ge=1, help="spline layers")
     hidden: tuple[int, ...] = param((128, 128), ge=1, help="hidden widths of each coupling MLP / MADE")
-    bins: int = param(8, ge=2, help="spline bins K")
+    bins: int = param(8, ge=2, help="spline bins K on [-bound, bound]: the resolution (sharp modes and edges need more, e.g. 16)")
     bound: float = param(5.0, gt=0, help="the splines act on [-bound, bound] (identity outside); the data must lie inside")
     conditional: bool = param(False, help="class-conditional flow (labels required)")
     condition: Condition = param("both", help="conditional: the class enters the base distribution, the nets, or both")
