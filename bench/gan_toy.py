@@ -1,11 +1,12 @@
 """Benchmark: mode coverage of every GAN loss on the 8-gaussian ring and the 25-gaussian grid (VEEGAN / PacGAN test).
 
-Each row trains the dataset's preset (configs/gan/gan_<dataset>_toy2d.toml: MLP G and D, EMA of G) with one loss
-swapped in, for a fixed wall-clock budget, then counts on 2,500 samples of the EMA generator the modes covered (>= 1
-sample within 3 std of the mode) and the share of high-quality samples (within 3 std of their nearest mode).
+Each row trains the dataset's preset (configs/gan/gan_<dataset>_toy2d.toml: MLP G and packed MLP D) with one loss
+swapped in, for a fixed wall-clock budget, then counts on 2,500 samples of the sampling generator (the EMA when the
+preset keeps one) the modes covered (>= 1 sample within 3 std of the mode) and the share of high-quality samples
+(within 3 std of their nearest mode). The default presets run at their own budget under `--seeds` training seeds.
 Runs go `--workers` at a time, one thread each (2D nets this small gain nothing from a second thread).
 
-    python bench/gan_toy.py                                   # 60 s per loss, default presets at their full 300 s / 120 s
+    python bench/gan_toy.py                                   # 60 s per loss, default presets at their full 300 s / 120 s, seeds 0 and 1
     python bench/gan_toy.py --budget 20 --no-full-presets     # a quick look
 """
 
@@ -32,7 +33,7 @@ def run(job: dict) -> dict:
 
     torch.set_num_threads(1)
     preset = ROOT / "configs" / "gan" / f"gan_{job['dataset']}_toy2d.toml"
-    overrides = [f"model.loss={job['loss']}", "train.num_threads=1", "train.progress=false"]
+    overrides = [f"model.loss={job['loss']}", "train.num_threads=1", "train.progress=false", f"train.seed={job['seed']}"]
     if job["budget"] is not None:
         overrides.append(f"train.max_time={job['budget']}")
     res = genlab.train(preset, overrides, run_dir=job["run_dir"], resume="never")
@@ -41,13 +42,16 @@ def run(job: dict) -> dict:
         x, _ = genlab.sample(res.model, 2500, seed=0)
         ref = toy_distribution(job["dataset"]).sample(2500, torch.Generator().manual_seed(1))
         save_samples(x, job["picture"], reference=ref)
-    return {**{k: job[k] for k in ("dataset", "loss", "row")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov}
+    return {**{k: job[k] for k in ("dataset", "loss", "row", "seed")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov}
 
 
 def main() -> None:
+    from genlab.config import load_toml
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=60, help="training seconds per loss")
     ap.add_argument("--no-full-presets", action="store_true", help="skip the rows of the default presets at their own budget")
+    ap.add_argument("--seeds", type=int, default=2, help="training seeds 0 .. n-1 for each default preset row")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "gan_toy.json"))
     a = ap.parse_args()
@@ -56,9 +60,12 @@ def main() -> None:
     jobs = []
     if not a.no_full_presets:  # longest first, so the pool finishes together
         for ds in reversed(DATASETS):
-            pic = str(outdir / f"gan_toy_{ds}.png")
-            jobs.append({"dataset": ds, "loss": "hinge", "row": "default preset", "budget": None, "picture": pic})
-    jobs += [{"dataset": ds, "loss": loss, "row": f"{a.budget:g} s", "budget": a.budget} for ds in DATASETS for loss in LOSSES]
+            preset = load_toml(ROOT / "configs" / "gan" / f"gan_{ds}_toy2d.toml")
+            for seed in range(a.seeds):
+                pic = str(outdir / f"gan_toy_{ds}.png") if seed == 0 else None
+                job = {"dataset": ds, "loss": preset["model"]["loss"], "row": "default preset", "budget": None, "picture": pic}
+                jobs.append({**job, "seed": seed})
+    jobs += [{"dataset": ds, "loss": loss, "row": f"{a.budget:g} s", "budget": a.budget, "seed": 0} for ds in DATASETS for loss in LOSSES]
     for i, j in enumerate(jobs):
         j["run_dir"] = str(outdir / "runs" / f"gan_toy_{j['dataset']}_{j['loss']}_{i}_{stamp}")
     with mp.get_context("spawn").Pool(a.workers, maxtasksperchild=1) as pool:
@@ -66,11 +73,11 @@ def main() -> None:
         for r in pool.imap_unordered(run, jobs):
             rows.append(r)
             print(json.dumps(r), flush=True)
-    rows.sort(key=lambda r: (r["dataset"], r["row"] != "default preset", LOSSES.index(r["loss"])))
-    print("\n| data | run | loss | steps | modes covered | high-quality share |\n|---|---|---|---|---|---|")
+    rows.sort(key=lambda r: (r["dataset"], r["row"] != "default preset", LOSSES.index(r["loss"]), r["seed"]))
+    print("\n| data | run | loss | seed | steps | modes covered | high-quality share |\n|---|---|---|---|---|---|---|")
     for r in rows:
         modes = f"{r['modes_covered']}/{r['n_modes']}"
-        print(f"| {r['dataset']} | {r['row']} | {r['loss']} | {r['steps']} | {modes} | {r['high_quality']:.1%} |")
+        print(f"| {r['dataset']} | {r['row']} | {r['loss']} | {r['seed']} | {r['steps']} | {modes} | {r['high_quality']:.1%} |")
     Path(a.out).write_text(json.dumps({"rows": rows, "budget_s": a.budget, "workers": a.workers, "threads_per_run": 1}, indent=2) + "\n")
 
 

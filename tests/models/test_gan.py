@@ -126,6 +126,77 @@ def test_spectral_norm_bounds_each_layer_and_survives_ema_and_save_load(tmp_path
     assert torch.equal(other.D(x), m.D(x))
 
 
+# ------------------------------------------------------------------------------------------------------ PacGAN packing
+VEC = DataSpec((2,), encoding="continuous")
+
+
+def make_vec(**kw):
+    torch.manual_seed(0)
+    return GAN(build(GANConfig, {"name": "gan", "latent_dim": 4, "g_hidden": [16], "d_hidden": [16, 16], **kw}, "model"), VEC)
+
+
+def test_packing_concatenates_consecutive_samples_and_d_sees_only_its_pack():
+    m = make_vec(pack=3)
+    assert m.D.features[0].in_features == 6  # D's input is 3 samples of 2 numbers
+    x = torch.randn(12, 2, requires_grad=True)
+    p = m.pack(x)
+    assert p.shape == (4, 6)
+    for j in range(4):
+        assert torch.equal(p[j], torch.cat([x[3 * j], x[3 * j + 1], x[3 * j + 2]]))
+    out = m.critic(x)
+    assert out.shape == (4,) and torch.equal(out, m.D(p))
+    for j in range(4):  # D's output for pack j depends on samples 3j .. 3j + 2 and on no other
+        (g,) = torch.autograd.grad(out[j], x, retain_graph=True)
+        mine = torch.zeros(12, dtype=torch.bool)
+        mine[3 * j : 3 * j + 3] = True
+        assert g[~mine].abs().max() == 0 and (g[mine].abs().sum(1) > 0).all()
+    # Images: packs along channels, for both conv critics.
+    for net in ("dcgan", "resnet"):
+        mi = make(spec=DataSpec((3, 16, 16)), net=net, pack=2)
+        xi = torch.randn(6, 3, 16, 16)
+        pi = mi.pack(xi)
+        assert pi.shape == (3, 6, 16, 16) and all(torch.equal(pi[j], torch.cat([xi[2 * j], xi[2 * j + 1]])) for j in range(3))
+        assert mi.critic(xi).shape == (3,)
+
+
+def test_packed_critic_phase_scores_real_packs_against_fake_packs_with_penalties_on_the_packs():
+    m = make_vec(pack=2, regularizers=["r1", "gp"], loss="nonsaturating")
+    x = torch.randn(8, 2)
+    torch.manual_seed(5)
+    out = m.loss({"x": x}, "d")
+    # Brute force with the same noise: z is drawn first, then GP's mixing weights, one per pack.
+    torch.manual_seed(5)
+    z = torch.randn(8, 4)
+    fake = m.generate(z).detach()
+    e = torch.rand(4, 1)
+    real_p, fake_p = m.pack(x), m.pack(fake)
+    d_real, d_fake = m.D(real_p), m.D(fake_p)
+    assert out["d_real"].item() == pytest.approx(d_real.mean().item(), rel=1e-5)
+    assert out["d_fake"].item() == pytest.approx(d_fake.mean().item(), rel=1e-5)
+    assert out["adv"].item() == pytest.approx(d_loss("nonsaturating", d_real, d_fake).item(), rel=1e-5)
+
+    def sq_grad(v):  # ||grad of D at each packed input||^2
+        v = v.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(m.D(v).sum(), v)
+        return g.square().sum(1)
+
+    assert out["r1"].item() == pytest.approx(sq_grad(real_p).mean().item(), rel=1e-5)
+    gp = (sq_grad(e * real_p + (1 - e) * fake_p).sqrt() - 1).square().mean()
+    assert out["gp"].item() == pytest.approx(gp.item(), rel=1e-5)
+    g_out = m.loss({"x": x}, "g")
+    assert g_out["d_fake"].numel() == 1 and torch.isfinite(g_out["loss"])
+
+
+def test_packing_bad_input():
+    m = make_vec(pack=4)
+    with pytest.raises(ConfigError, match=r"model.pack=4: a batch of 6 .*train.batch_size.*multiple of 4"):
+        m.loss({"x": torch.randn(6, 2)}, "d")
+    with pytest.raises(ConfigError, match="model.pack=2 with model.conditional=true"):
+        make(conditional=True, pack=2)
+    with pytest.raises(ConfigError, match="model.pack"):
+        build(GANConfig, {"name": "gan", "pack": 0}, "model")
+
+
 def test_conditioning_reaches_both_players():
     m = make(conditional=True, net="resnet")
     m.eval()

@@ -1,6 +1,7 @@
 """Generative adversarial networks (Goodfellow et al. 2014): a generator G(z) against a critic D, with the minimax,
 non-saturating, least-squares, WGAN-GP and hinge losses, spectral norm, R1, gradient penalty, DiffAugment, two
-time-scale learning rates (Heusel et al. 2017), truncation at sampling and class conditioning (cBN + projection)."""
+time-scale learning rates (Heusel et al. 2017), PacGAN packing (Lin et al. 2018), truncation at sampling and class
+conditioning (cBN + projection)."""
 
 from __future__ import annotations
 
@@ -58,6 +59,9 @@ class GANConfig(ModelConfig):
     r1_gamma: float = param(10.0, ge=0, help="r1: weight gamma of (gamma / 2) E||grad D(x)||^2")
     gp_weight: float = param(10.0, ge=0, help="gp / wgan-gp: weight lambda of the gradient penalty")
     conditional: bool = param(False, help="class-conditional: conditional batch-norm (or an embedding) in G, projection in D")
+    pack: int = param(
+        1, ge=1, help="PacGAN: D scores packs of this many samples concatenated (all real or all fake); batch_size must be a multiple"
+    )
 
     def validate(self) -> None:
         for key, names, valid in (("regularizers", self.regularizers, REGULARIZERS), ("augment", self.augment, AUGMENTS)):
@@ -131,22 +135,28 @@ class GAN(GenerativeModel):
         net = config.net if config.net != "auto" else ("dcgan" if spec.is_image else "mlp")
         if net != "mlp" and not spec.is_image:
             raise ConfigError(f"model.net={net!r} needs images, but the data are vectors of shape {spec.shape}; set model.net='mlp'")
+        m = config.pack
+        if m > 1 and config.conditional:
+            raise ConfigError(
+                f"model.pack={m} with model.conditional=true: a pack mixes classes, but the projection discriminator scores one label "
+                "per input; set model.pack=1 for a conditional GAN"
+            )
         self.net_kind = net
         K = spec.num_classes if config.conditional else 0
         Z = config.latent_dim
         if net == "mlp":
             self.G = MLPGenerator(Z, spec.dim, config.g_hidden, K)
-            self.D = MLPDiscriminator(spec.dim, config.d_hidden, K)
+            self.D = MLPDiscriminator(spec.dim * m, config.d_hidden, K)
         else:
             C, size = spec.shape[0], spec.shape[1:]
             _check_levels("g_channels", config.g_channels, size, critic=False)
             _check_levels("d_channels", config.d_channels, size, critic=True)
             if net == "dcgan":
                 self.G = DCGANGenerator(Z, C, size, config.g_channels, K)
-                self.D = DCGANDiscriminator(C, size, config.d_channels, K)
+                self.D = DCGANDiscriminator(C * m, size, config.d_channels, K)
             else:
                 self.G = ResNetGenerator(Z, C, size, config.g_channels, K)
-                self.D = ResNetDiscriminator(C, config.d_channels, K)
+                self.D = ResNetDiscriminator(C * m, config.d_channels, K)
         if "spectral_norm" in config.regularizers:
             apply_spectral_norm(self.D)
 
@@ -155,13 +165,15 @@ class GAN(GenerativeModel):
         """Each network kind, every loss, each regulariser and augmentation, conditional and not."""
         return [
             ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating"}, DataSpec((2,), encoding="continuous")),
+            ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "pack": 3, "regularizers": ["r1", "gp"]},
+             DataSpec((2,), encoding="continuous")),
             (
                 {"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "wgan-gp", "conditional": True, "n_critic": 2},
                 DataSpec((2,), num_classes=3, encoding="continuous"),
             ),
             (
                 {"latent_dim": 8, "g_channels": [8, 8], "d_channels": [8, 8], "regularizers": ["spectral_norm", "r1"],
-                 "augment": ["color", "translation", "cutout"]},
+                 "augment": ["color", "translation", "cutout"], "pack": 2},
                 DataSpec((1, 8, 8)),
             ),
             (
@@ -193,6 +205,23 @@ class GAN(GenerativeModel):
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.config.augment)
 
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """PacGAN's packing: samples (B, *shape) -> (B / m, m * shape[0], *shape[1:]), pack j = samples jm .. jm + m - 1
+        concatenated (vectors end to end, images along channels). The identity when model.pack = 1."""
+        m, n = self.config.pack, len(x)
+        if m == 1:
+            return x
+        if n % m:
+            raise ConfigError(
+                f"model.pack={m}: a batch of {n} examples cannot be cut into packs of {m}; make train.batch_size "
+                f"(per process and micro-batch) a multiple of {m}"
+            )
+        return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+
+    def critic(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """D's logits on samples x (B, *shape): one per pack of model.pack consecutive samples, (B / pack,)."""
+        return self.D(self.pack(x), y)
+
     def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
         """Phase "d": the critic's loss plus penalties; phase "g": the generator's loss. Logs D's mean logits."""
         x = batch["x"]
@@ -203,16 +232,18 @@ class GAN(GenerativeModel):
         if phase == "d":
             with torch.no_grad():
                 fake = self.generate(z, y)
+            # Real and fake examples are augmented, then packed (pack = 1: as they are); the penalties act on D's
+            # packed inputs, so R1 and GP see the gradient with respect to a whole pack.
             critic = lambda v: self.D(v, y)  # noqa: E731
             if "r1" in pen:
-                real_in, fake_in = self._aug(x), self._aug(fake)
+                real_in, fake_in = self.pack(self._aug(x)), self.pack(self._aug(fake))
                 d_real, r1 = r1_penalty(critic, real_in)
                 d_fake = critic(fake_in)
             else:
                 both = self._aug(torch.cat([x, fake]))
-                real_in, fake_in = both[:n], both[n:]
+                real_in, fake_in = self.pack(both[:n]), self.pack(both[n:])
                 yy = None if y is None else torch.cat([y, y])
-                d_real, d_fake = self.D(both, yy).split(n)
+                d_real, d_fake = self.D(torch.cat([real_in, fake_in]), yy).split(len(real_in))
             adv = d_loss(kind, d_real, d_fake)
             out = {"adv": adv.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
             loss = adv
@@ -226,7 +257,7 @@ class GAN(GenerativeModel):
             return {"loss": loss, **out}
         if phase == "g":
             with frozen(self.D):
-                d_fake = self.D(self._aug(self.generate(z, y)), y)
+                d_fake = self.critic(self._aug(self.generate(z, y)), y)
                 loss = g_loss(kind, d_fake)
             return {"loss": loss, "d_fake": d_fake.mean().detach()}
         raise ValueError(f"GAN.loss: phase must be 'd' or 'g', got {phase!r}")
@@ -302,6 +333,7 @@ def describe_game(config: GANConfig) -> str:
     """One line saying which game and regularisers a config plays, for logs and the benchmark table."""
     regs = sorted(config.penalties | ({"spectral_norm"} & set(config.regularizers)))
     aug = f", DiffAugment {'+'.join(config.augment)}" if config.augment else ""
-    return f"{config.loss}{' + ' + ', '.join(regs) if regs else ''}{aug}, n_critic={config.n_critic}" + (
+    pack = f", pack={config.pack}" if config.pack > 1 else ""
+    return f"{config.loss}{' + ' + ', '.join(regs) if regs else ''}{aug}{pack}, n_critic={config.n_critic}" + (
         "" if math.isclose(config.d_lr_scale, config.g_lr_scale) else f", TTUR {config.d_lr_scale:g}:{config.g_lr_scale:g}"
     )
