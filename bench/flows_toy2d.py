@@ -156,13 +156,14 @@ def table(rows: list[dict], key: str, title: str) -> str:
     return "\n".join(lines)
 
 
-def job(task: tuple[str, str, str, float, int, int]) -> tuple[dict, torch.Tensor | None]:
-    """One run (mode, dataset, flow, budget, batch, threads) -> its row and, for the step budget, its density grid."""
-    mode, d, f, budget, batch, threads = task
+def job(task: tuple) -> tuple[dict, torch.Tensor | None]:
+    """One run (mode, dataset, flow, budget, batch, threads[, seed]) -> its row and, for the step budget, its density grid."""
+    mode, d, f, budget, batch, threads, *rest = task
+    seed = rest[0] if rest else 0
     torch.set_num_threads(threads)
     by_steps = mode == "steps"
-    row, flow = run(f, d, steps=int(budget) if by_steps else None, seconds=None if by_steps else budget, batch=batch)
-    row["budget"] = mode
+    row, flow = run(f, d, steps=int(budget) if by_steps else None, seconds=None if by_steps else budget, batch=batch, seed=seed)
+    row["budget"], row["seed"] = mode, seed
     if not by_steps:
         return row, None
     flow.eval()
@@ -176,6 +177,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000, help="fixed step budget per run (0 = skip)")
     ap.add_argument("--seconds", type=float, default=15.0, help="equal-time budget per run, CPU seconds (0 = skip)")
     ap.add_argument("--headline", type=float, default=60.0, help="CPU seconds for the checkerboard NSF comparison (0 = skip)")
+    ap.add_argument("--headline-seeds", type=int, default=1, help="seeds of the checkerboard comparison (the table gives their mean)")
     ap.add_argument("--batch", type=int, default=512)
     ap.add_argument("--threads", type=int, default=1, help="CPU threads: 1 by default (512 x 128 matmuls gain little from a 2nd thread)")
     ap.add_argument("--jobs", type=int, default=1, help="runs at once, one process each (budgets are CPU time)")
@@ -188,7 +190,12 @@ def main() -> None:
     if skipped:
         print(f"skipping (not installed): {', '.join(skipped)}")
     results: dict = {"config": vars(args), "torch": torch.__version__, "threads": torch.get_num_threads(), "runs": []}
-    tasks = [("headline", "checkerboard", f, args.headline, 512, args.threads) for f in flows if "nsf" in f and args.headline]
+    tasks = [
+        ("headline", "checkerboard", f, args.headline, 512, args.threads, seed)
+        for seed in range(args.headline_seeds)
+        for f in flows
+        if "nsf" in f and args.headline
+    ]
     for mode, budget in (("steps", args.steps), ("seconds", args.seconds)):
         if budget:
             tasks += [(mode, d, f, budget, args.batch, args.threads) for d in args.datasets for f in flows]
@@ -217,8 +224,12 @@ def main() -> None:
     head = [r for r in results["runs"] if r["budget"] == "headline"]
     if head:
         print(f"\ncheckerboard, {args.headline:g} s at batch 512: NLL - entropy")
-        for r in head:
-            print(f"  {r['flow']:<16} {r['gap']:+.3f} nats  ({r['steps']} steps, {r['steps_per_s']:.0f} steps/s, {r['params']:,} params)")
+        for f in dict.fromkeys(r["flow"] for r in head):
+            mine = [r for r in head if r["flow"] == f]
+            gaps = ", ".join(f"{r['gap']:+.3f}" for r in mine)
+            mean = sum(r["gap"] for r in mine) / len(mine)
+            steps = sum(r["steps"] for r in mine) / len(mine)
+            print(f"  {f:<16} {mean:+.3f} nats (seeds: {gaps}; {steps:.0f} steps, {mine[0]['params']:,} params)")
     entropy_rows = {r["dataset"]: r["entropy"] for r in results["runs"]}
     print("\nentropy (nats): " + ", ".join(f"{d} {e:.3f}" for d, e in entropy_rows.items()))
 
