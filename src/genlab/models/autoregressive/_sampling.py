@@ -20,6 +20,12 @@ def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -
 
 
 
+def start_tokens(model, y: torch.Tensor | None, n: int) -> torch.Tensor:
+    """The start token of each of n sequences: its class for a class-conditional model, else 0 (n,)."""
+    y = model.class_labels(y, n)
+    return torch.zeros(n, dtype=torch.long, device=model.device) if y is None else y
+
+
 def at_least_float32(t: torch.Tensor) -> torch.Tensor:
     """bf16/fp16 logits (autocast) -> float32 for softmax and sampling; float32/float64 stay as they are."""
     return t.to(torch.promote_types(t.dtype, torch.float32))

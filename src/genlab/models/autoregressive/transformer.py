@@ -12,7 +12,7 @@ import torch
 
 from genlab.config import ModelConfig, param
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical, start_tokens
 from genlab.models.base import Batch, GenerativeModel
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
@@ -180,17 +180,12 @@ class Transformer(GenerativeModel):
         x = t.float() * 2 - 1 if self.spec.encoding == "binary" else t.float() / 127.5 - 1
         return x.view(-1, H, W, C).permute(0, 3, 1, 2).contiguous()
 
-    def _starts(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        """The start token of each sequence: its class, or 0 for an unconditional model."""
-        y = self.class_labels(y, n)
-        return torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
-
     # ------------------------------------------------------------- likelihood
     def conditionals(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x_t | x_<t, y) for every position (B, L); positions after a sequence's first <eos> are 0.
         They sum to `log_prob`."""
         t = self.to_tokens(x)
-        logits = at_least_float32(self.net.logits(t, self._starts(y, len(t))))
+        logits = at_least_float32(self.net.logits(t, start_tokens(self, y, len(t))))
         if self.spec.encoding == "tokens":  # the last position can only be <eos>: a distribution over strings of < L tokens
             logits = torch.cat(
                 [
@@ -242,7 +237,7 @@ class Transformer(GenerativeModel):
         self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p", "cache"], "Transformer")
         self.check_sample_labels(labels)
         eos = 0 if self.spec.encoding == "tokens" else None
-        s = self._starts(labels, n)
+        s = start_tokens(self, labels, n)
         t = generate(
             self.net, n, self.length, s, generator=generator, temperature=temperature, top_k=top_k, top_p=top_p, cache=cache, eos=eos
         )

@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical, start_tokens
 from genlab.models.autoregressive.transformer import generate
 from genlab.models.base import Batch, GenerativeModel, Phase
 from genlab.models.vae.vqvae import VQVAE, VQVAEConfig
@@ -112,11 +112,6 @@ class VQVAEPrior(GenerativeModel):
             Phase("prior", [p for n, p in self.named_parameters() if not n.startswith("vqvae.")], start_fraction=self.config.prior_start),
         ]
 
-    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
-        """The start token of each sequence: its class, or 0 for an unconditional model."""
-        y = self.class_labels(y, n)
-        return torch.zeros(n, dtype=torch.long, device=self.device) if y is None else y
-
     def _pixelcnn_logits(self, codes: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Codes (B, h', w) -> logits (B, K, h', w) of p(z_ij | z_<ij, y)."""
         c = self.class_embed(y) if self.class_embed is not None else None
@@ -124,7 +119,7 @@ class VQVAEPrior(GenerativeModel):
 
     def prior_log_prob(self, codes: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p_prior(z | y) per example (B,), nats, for code grids (B, h, w)."""
-        s = self._labels(y, len(codes))
+        s = start_tokens(self, y, len(codes))
         if self.config.prior == "pixelcnn":
             return -F.cross_entropy(self._pixelcnn_logits(codes, s), codes, reduction="none").flatten(1).sum(1)
         flat = codes.flatten(1)
@@ -164,7 +159,7 @@ class VQVAEPrior(GenerativeModel):
     ) -> torch.Tensor:
         """Code grids (n, h, w) from the prior, one code at a time."""
         check_decoding(temperature, top_k, top_p)
-        s = self._labels(y, n)
+        s = start_tokens(self, y, n)
         h, w = self.vqvae.latent_shape
         if self.config.prior == "transformer":
             flat = generate(self.prior_net, n, h * w, s, generator=generator, temperature=temperature, top_k=top_k, top_p=top_p)

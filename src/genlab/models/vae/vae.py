@@ -281,13 +281,8 @@ class VAE(GenerativeModel):
 
     def _onehot(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor | None:
         """One-hot labels (n, K) for a conditional model (labels required), None for an unconditional one."""
-        if not self.conditional:
-            return None
-        if y is None:
-            raise ValueError("this VAE is class-conditional (model.conditional=true): pass labels y")
-        if y.shape != (n,):
-            raise ValueError(f"expected {n} labels of shape ({n},), got shape {tuple(y.shape)}")
-        return F.one_hot(y.to(like.device).long(), self.spec.num_classes).to(like.dtype)
+        y = self.class_labels(y, n)
+        return None if y is None else F.one_hot(y, self.spec.num_classes).to(like.dtype)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x[, y]): x (B, *shape) -> (mu, logvar), each (B, latent_dim). Labels are ignored by an unconditional VAE."""
