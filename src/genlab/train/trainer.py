@@ -8,6 +8,7 @@ DistributedDataParallel under torchrun.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -473,6 +474,14 @@ class Trainer:
                 f.write(json.dumps({"step": self.step + 1, "event": "non-finite loss", "message": msg}) + "\n")
         raise TrainingError(msg)
 
+    def leave_group(self, *, together: bool = True) -> None:
+        """Leave the process group (a no-op for one process). The DDP wrapper goes first, while the group and the
+        interpreter are alive: left to interpreter exit, its reducer's gloo work can abort the process (SIGABRT)."""
+        if self.dist.enabled:
+            self.net = _LossModule(self.model)
+            gc.collect()
+        D.shutdown(self.dist, together=together)
+
     def _progress_bar(self) -> Any:
         if not (self.tc.progress and self.dist.is_main):
             return None
@@ -491,9 +500,9 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto",
         try:
             result = trainer.fit()
         except BaseException:
-            D.shutdown(trainer.dist, together=False)
+            trainer.leave_group(together=False)
             raise
-        D.shutdown(trainer.dist)
+        trainer.leave_group()
         return result
     finally:
         torch.set_num_threads(threads)  # the trainer's thread count is not left behind in the caller
