@@ -216,7 +216,7 @@ def main() -> None:
         run_dir = Path(a.reuse)
         result["genlab_training"] = "reused " + str(run_dir)
     else:
-        run_dir = ROOT / "runs" / "bench_diffusion_fmnist"
+        run_dir = RESULTS / "runs" / f"diffusion_fmnist_{int(a.budget)}s_{time.strftime('%Y%m%d-%H%M%S')}"
         in_process(train_genlab, a.budget, a.threads, str(run_dir))
     rows = [r for r in read_metrics(run_dir / "metrics.jsonl") if "loss" in r]
     cfg = genlab.build_run_config(run_dir / "config.toml")

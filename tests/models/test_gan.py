@@ -268,6 +268,29 @@ def test_discriminator_too_small_for_the_image_size():
         GAN(GANConfig(conditional=True), DataSpec((1, 28, 28)))
     with pytest.raises(ConfigError, match="DiffAugment works on images"):
         GAN(GANConfig(augment=("color",)), DataSpec((2,), encoding="continuous"))
+    with pytest.raises(ConfigError, match="g_batch_norm=true is for the mlp generator"):
+        GAN(GANConfig(g_batch_norm=True), DataSpec((1, 28, 28)))
+
+
+def test_mlp_generator_batch_norm_normalises_in_training_and_uses_running_statistics_to_sample():
+    gan = make(DataSpec((2,), encoding="continuous"), g_hidden=[32, 32], d_hidden=[16], g_batch_norm=True)
+    bns = [m for m in gan.G.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(bns) == 2 and all(lin.bias is None for lin in gan.G.modules() if isinstance(lin, torch.nn.Linear) and lin.out_features == 32)
+    # Training mode: each hidden layer's pre-activations are standardised over the batch.
+    seen = []
+    hook = bns[0].register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    gan.G.train()
+    gan.G(torch.randn(512, 8) * 5 + 3)
+    hook.remove()
+    assert torch.allclose(seen[0].mean(0), torch.zeros(32), atol=1e-5) and torch.allclose(seen[0].std(0, unbiased=False), torch.ones(32), atol=1e-3)
+    # Sampling runs G in eval mode on the running statistics: a sample does not depend on the rest of its batch.
+    z = torch.randn(6, 8)
+    gan.G.eval()
+    assert torch.allclose(gan.G(z)[:3], gan.G(z[:3]), atol=1e-6)
+    gan.G.train()
+    assert not torch.allclose(gan.G(z)[:3], gan.G(z[:3]), atol=1e-3)  # batch statistics: the batch matters
+    a = gan.sample(6, generator=torch.Generator().manual_seed(1))
+    assert gan.G.training and torch.equal(a, gan.sample(6, generator=torch.Generator().manual_seed(1)))
 
 
 # ------------------------------------------------------------------------------------------------------ training

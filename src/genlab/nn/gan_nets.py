@@ -64,15 +64,21 @@ class _Projection(nn.Module):
 
 # ------------------------------------------------------------------------------------------------------- vectors
 class MLPGenerator(nn.Module):
-    """z (B, latent) [+ class embedding] -> x (B, out_dim): Linear-ReLU stacks, linear output."""
+    """z (B, latent) [+ class embedding] -> x (B, out_dim): Linear-ReLU stacks, linear output.
 
-    def __init__(self, latent_dim: int, out_dim: int, hidden: Sequence[int], num_classes: int = 0):
+    With `batch_norm`, each hidden layer is Linear (no bias) - BatchNorm - ReLU, PacGAN's 2D generator (Lin et al. 2018).
+    """
+
+    def __init__(self, latent_dim: int, out_dim: int, hidden: Sequence[int], num_classes: int = 0, batch_norm: bool = False):
         super().__init__()
         self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
         layers: list[nn.Module] = []
         width = latent_dim * (2 if num_classes else 1)
         for h in hidden:
-            layers += [nn.Linear(width, h), nn.ReLU()]
+            if batch_norm:
+                layers += [nn.Linear(width, h, bias=False), nn.BatchNorm1d(h), nn.ReLU()]
+            else:
+                layers += [nn.Linear(width, h), nn.ReLU()]
             width = h
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)

@@ -52,6 +52,7 @@ class GANConfig(ModelConfig):
     d_channels: tuple[int, ...] = param((64, 128), ge=1, help="dcgan/resnet D: widths per level; each level halves the resolution")
     g_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp G: hidden widths")
     d_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp D: hidden widths")
+    g_batch_norm: bool = param(False, help="mlp G: batch-norm after each hidden Linear (PacGAN's 2D generator); conv Gs always have it")
     n_critic: int = param(1, ge=1, help="critic (D) steps per generator step")
     d_lr_scale: float = param(1.0, gt=0, help="D's learning rate = train.lr x this (two time-scale update rule)")
     g_lr_scale: float = param(1.0, gt=0, help="G's learning rate = train.lr x this")
@@ -141,11 +142,13 @@ class GAN(GenerativeModel):
                 f"model.pack={m} with model.conditional=true: a pack mixes classes, but the projection discriminator scores one label "
                 "per input; set model.pack=1 for a conditional GAN"
             )
+        if config.g_batch_norm and net != "mlp":
+            raise ConfigError(f"model.g_batch_norm=true is for the mlp generator; the {net} generator always has batch-norm")
         self.net_kind = net
         K = spec.num_classes if config.conditional else 0
         Z = config.latent_dim
         if net == "mlp":
-            self.G = MLPGenerator(Z, spec.dim, config.g_hidden, K)
+            self.G = MLPGenerator(Z, spec.dim, config.g_hidden, K, batch_norm=config.g_batch_norm)
             self.D = MLPDiscriminator(spec.dim * m, config.d_hidden, K)
         else:
             C, size = spec.shape[0], spec.shape[1:]
@@ -164,7 +167,7 @@ class GAN(GenerativeModel):
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
         """Each network kind, every loss, each regulariser and augmentation, conditional and not."""
         return [
-            ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating"}, DataSpec((2,), encoding="continuous")),
+            ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating", "g_batch_norm": True}, DataSpec((2,), encoding="continuous")),
             ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "pack": 3, "regularizers": ["r1", "gp"]},
              DataSpec((2,), encoding="continuous")),
             (
