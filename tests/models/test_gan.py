@@ -282,7 +282,9 @@ def test_mlp_generator_batch_norm_normalises_in_training_and_uses_running_statis
     gan.G.train()
     gan.G(torch.randn(512, 8) * 5 + 3)
     hook.remove()
-    assert torch.allclose(seen[0].mean(0), torch.zeros(32), atol=1e-5) and torch.allclose(seen[0].std(0, unbiased=False), torch.ones(32), atol=1e-3)
+    assert torch.allclose(seen[0].mean(0), torch.zeros(32), atol=1e-5) and torch.allclose(
+        seen[0].std(0, unbiased=False), torch.ones(32), atol=1e-3
+    )
     # Sampling runs G in eval mode on the running statistics: a sample does not depend on the rest of its batch.
     z = torch.randn(6, 8)
     gan.G.eval()

@@ -167,7 +167,10 @@ class GAN(GenerativeModel):
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
         """Each network kind, every loss, each regulariser and augmentation, conditional and not."""
         return [
-            ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating", "g_batch_norm": True}, DataSpec((2,), encoding="continuous")),
+            (
+                {"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating", "g_batch_norm": True},
+                DataSpec((2,), encoding="continuous"),
+            ),
             ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "pack": 3, "regularizers": ["r1", "gp"]},
              DataSpec((2,), encoding="continuous")),
             (
