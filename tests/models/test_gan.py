@@ -229,6 +229,31 @@ def test_truncation_pulls_samples_to_the_mean_latent():
         m.sample(2, temperature=0.5)
 
 
+def test_mixture_latent_draws_each_fixed_component_and_truncation_shrinks_within_it(tmp_path):
+    """model.latent_components = K: z = c_k + psi * latent_std * eps with k uniform; the centres are saved with the weights."""
+    vec = DataSpec((2,), encoding="continuous")
+    m = make(spec=vec, g_hidden=[16], d_hidden=[16], latent_components=4, latent_std=0.05)
+    c = m.latent_centres
+    assert c.shape == (4, 8) and "latent_centres" in m.state_dict()
+    for psi in (1.0, 0.3):
+        z = m.latent(4000, c, torch.Generator().manual_seed(1), psi)
+        d = torch.cdist(z, c)  # (n, K)
+        dist, k = d.min(dim=1)
+        counts = torch.bincount(k, minlength=4).float()
+        assert (counts / 4000 - 0.25).abs().max() < 0.03, counts  # uniform over components
+        # |z - c_k| / (psi * std) is chi with 8 degrees of freedom: mean ~ 2.74
+        assert abs(dist.mean() / (psi * 0.05) - 2.74) < 0.1, dist.mean()
+    z = m.latent(5, c)  # the trainer's path (no generator) draws from the same mixture
+    assert torch.cdist(z, c).min(dim=1).values.max() < 0.05 * 8
+    # a fresh model from another seed loads the centres and samples the same points
+    other = GAN(m.config, vec)
+    assert not torch.equal(other.latent_centres, c)
+    other.load_state_dict(m.state_dict())
+    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    assert torch.equal(other.sample(16, generator=g()), m.sample(16, generator=g()))
+    assert "latent_centres" not in make(spec=vec, g_hidden=[16], d_hidden=[16]).state_dict()
+
+
 def test_interpolation_figure():
     m = make()
     figs = m.figures({"x": torch.zeros(16, *IMG.shape)})

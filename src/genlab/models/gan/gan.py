@@ -48,6 +48,11 @@ class GANConfig(ModelConfig):
     augment: tuple[str, ...] = param((), help="DiffAugment policy for images: any of color, translation, cutout")
     net: Literal["auto", "mlp", "dcgan", "resnet"] = param("auto", help="auto = dcgan for images, mlp for vectors")
     latent_dim: int = param(128, ge=1, help="dimension of z")
+    latent_components: int = param(
+        0, ge=0, help="0: z ~ N(0, I); K > 0: z ~ a mixture of K Gaussians N(c_k, latent_std^2 I), centres c_k ~ N(0, I) fixed at init "
+        "(DeLiGAN's latent for disconnected data: G can send each component to one mode, leaving no latent mass between modes)"
+    )
+    latent_std: float = param(0.1, gt=0, help="latent_components > 0: the standard deviation of each component")
     g_channels: tuple[int, ...] = param((64, 128), ge=1, help="dcgan/resnet G: widths per level, highest resolution first")
     d_channels: tuple[int, ...] = param((64, 128), ge=1, help="dcgan/resnet D: widths per level; each level halves the resolution")
     g_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp G: hidden widths")
@@ -162,13 +167,17 @@ class GAN(GenerativeModel):
                 self.D = ResNetDiscriminator(C * m, config.d_channels, K)
         if "spectral_norm" in config.regularizers:
             apply_spectral_norm(self.D)
+        if config.latent_components:
+            # The mixture latent's centres: drawn once (from the seeded global generator) and kept in the state dict.
+            self.register_buffer("latent_centres", torch.randn(config.latent_components, Z))
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
         """Each network kind, every loss, each regulariser and augmentation, conditional and not."""
         return [
             (
-                {"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating", "g_batch_norm": True},
+                {"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating", "g_batch_norm": True,
+                 "latent_components": 5},
                 DataSpec((2,), encoding="continuous"),
             ),
             ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "pack": 3, "regularizers": ["r1", "gp"]},
@@ -233,7 +242,7 @@ class GAN(GenerativeModel):
         x = batch["x"]
         n = len(x)
         y = self.class_labels(batch.get("y"), n)
-        z = torch.randn(n, self.config.latent_dim, device=x.device, dtype=x.dtype)
+        z = self.latent(n, x)
         kind, pen = self.config.loss, self.config.penalties
         if phase == "d":
             with torch.no_grad():
@@ -298,13 +307,27 @@ class GAN(GenerativeModel):
         truncation: float = 1.0,
         **kwargs,
     ) -> torch.Tensor:
-        """n samples G(psi z[, y]), z ~ N(0, I), psi = `truncation` in (0, 1] (the truncation trick towards the mean latent,
+        """n samples G(z[, y]), z = psi * N(0, I) (or psi-shrunk mixture components, see `latent`), psi = `truncation` in (0, 1] (the truncation trick towards the mean latent,
         Karras et al. 2019, with E[z] = 0). G runs in eval mode: batch-norm uses its running statistics."""
         self.check_sample_kwargs(kwargs, ["truncation"], "GAN")
         psi = check_truncation(truncation)
         self.check_sample_labels(labels)
-        z = psi * randn((n, self.config.latent_dim), next(self.G.parameters()), generator)
+        z = self.latent(n, next(self.G.parameters()), generator, psi)
         return self._eval_generate(z, labels)
+
+    def latent(self, n: int, like: torch.Tensor, generator: torch.Generator | None = None, psi: float = 1.0) -> torch.Tensor:
+        """n latents z (n, latent_dim) with `like`'s dtype and device: psi * N(0, I), or with model.latent_components = K a
+        uniformly chosen centre c_k plus psi * latent_std * N(0, I) (truncation shrinks each component, not the mixture)."""
+        Z, K = self.config.latent_dim, self.config.latent_components
+        if generator is None:
+            eps = torch.randn(n, Z, device=like.device, dtype=like.dtype)
+            k = torch.randint(K, (n,), device=like.device) if K else None
+        else:
+            eps = randn((n, Z), like, generator)
+            k = torch.randint(K, (n,), generator=generator, device=generator.device).to(like.device) if K else None
+        if k is None:
+            return psi * eps
+        return self.latent_centres[k].to(like.dtype) + (psi * self.config.latent_std) * eps
 
     def _eval_generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         was = self.G.training
@@ -318,7 +341,7 @@ class GAN(GenerativeModel):
     @torch.no_grad()
     def interpolate(self, n: int = 8, steps: int = 10, generator: torch.Generator | None = None) -> torch.Tensor:
         """G along great circles between n pairs of latents (slerp), (n, steps, *shape); row i keeps label i mod K."""
-        z0, z1 = (randn((n, self.config.latent_dim), next(self.G.parameters()), generator) for _ in range(2))
+        z0, z1 = (self.latent(n, next(self.G.parameters()), generator) for _ in range(2))
         t = torch.linspace(0, 1, steps, dtype=z0.dtype, device=z0.device)
         z = slerp(z0, z1, t).flatten(0, 1)  # (n * steps, D)
         y = None
