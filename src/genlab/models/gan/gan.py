@@ -307,8 +307,9 @@ class GAN(GenerativeModel):
         truncation: float = 1.0,
         **kwargs,
     ) -> torch.Tensor:
-        """n samples G(z[, y]), z = psi * N(0, I) (or psi-shrunk mixture components, see `latent`), psi = `truncation` in (0, 1] (the truncation trick towards the mean latent,
-        Karras et al. 2019, with E[z] = 0). G runs in eval mode: batch-norm uses its running statistics."""
+        """n samples G(z[, y]), z = psi * N(0, I) (or psi-shrunk mixture components, see `latent`), psi = `truncation` in
+        (0, 1] (the truncation trick towards the mean latent, Karras et al. 2019, with E[z] = 0). G runs in eval mode:
+        batch-norm uses its running statistics."""
         self.check_sample_kwargs(kwargs, ["truncation"], "GAN")
         psi = check_truncation(truncation)
         self.check_sample_labels(labels)
