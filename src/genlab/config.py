@@ -225,6 +225,10 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = param("auto", help="auto: bf16 autocast on CUDA when supported, fp32 on CPU")
     device: str = param("auto", help="auto, cpu, cuda, cuda:N")
     num_threads: int | None = param(None, ge=1, help="CPU threads (default: the number of cores)")
+    flush_denormal: bool = param(
+        True, help="CPU: flush subnormal floats to zero while training (optimiser moments of dead units decay into "
+        "subnormals, which x86 CPUs compute many times slower)"
+    )
     seed: int = param(0, help="seed for weights, data order and noise")
     log_every: int = param(50, ge=1, help="steps between metrics.jsonl lines")
     sample_every: int | None = param(None, ge=1, help="steps between sample grids (default: at the end only)")

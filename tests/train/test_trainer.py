@@ -155,3 +155,20 @@ def test_progress_bar_shows_loss_and_speed(tmp_path, gauss_cfg, capsys):
     genlab.train(gauss_cfg, ["train.progress=true", "train.max_steps=10"], run_dir=tmp_path / "run")
     err = capsys.readouterr().err
     assert "10/10" in err and "loss=" in err and "img_s=" in err
+
+
+def test_cpu_training_flushes_subnormals_and_restores_the_default_after(tmp_path, gauss_cfg):
+    """Subnormal floats (Adam's moments of dead units decaying toward 0) are many times slower on x86: flushed to zero
+    while the trainer runs on the CPU (train.flush_denormal, default on), left as PyTorch's default after it returns."""
+    from genlab.config import build_run_config
+    from genlab.train.trainer import Trainer
+
+    tiny = torch.tensor([1e-40])  # subnormal in float32
+    assert tiny.item() != 0
+    t = Trainer(build_run_config(gauss_cfg, ["train.max_steps=2"]), tmp_path / "run")
+    assert (tiny * 1.0).item() == 0.0
+    t.fit()
+    genlab.train(gauss_cfg, ["train.max_steps=2"], run_dir=tmp_path / "run2")
+    assert (tiny * 1.0).item() != 0.0
+    Trainer(build_run_config(gauss_cfg, ["train.max_steps=2", "train.flush_denormal=false"]), tmp_path / "run3")
+    assert (tiny * 1.0).item() != 0.0

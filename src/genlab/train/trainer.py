@@ -102,6 +102,7 @@ class Trainer:
         self.device = resolve_device(self.tc.device, self.dist)
         if self.device.type == "cpu":
             torch.set_num_threads(self.tc.num_threads or max(1, (os.cpu_count() or 1) // self.dist.world_size))
+            torch.set_flush_denormal(self.tc.flush_denormal)
         self.resuming = rundir.prepare(self.run_dir, cfg, resume) if self.dist.is_main else False
         if self.dist.enabled:
             self.resuming = D.any_rank(self.resuming, self.dist, self.device)
@@ -506,3 +507,4 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto",
         return result
     finally:
         torch.set_num_threads(threads)  # the trainer's thread count is not left behind in the caller
+        torch.set_flush_denormal(False)  # nor its flushing of subnormals (PyTorch's default is off)
