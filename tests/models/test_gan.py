@@ -229,7 +229,7 @@ def test_truncation_pulls_samples_to_the_mean_latent():
         m.sample(2, temperature=0.5)
 
 
-def test_mixture_latent_draws_each_fixed_component_and_truncation_shrinks_within_it(tmp_path):
+def test_mixture_latent_draws_each_fixed_component_and_truncation_shrinks_within_it():
     """model.latent_components = K: z = c_k + psi * latent_std * eps with k uniform; the centres are saved with the weights."""
     vec = DataSpec((2,), encoding="continuous")
     m = make(spec=vec, g_hidden=[16], d_hidden=[16], latent_components=4, latent_std=0.05)

@@ -320,14 +320,12 @@ class GAN(GenerativeModel):
         """n latents z (n, latent_dim) with `like`'s dtype and device: psi * N(0, I), or with model.latent_components = K a
         uniformly chosen centre c_k plus psi * latent_std * N(0, I) (truncation shrinks each component, not the mixture)."""
         Z, K = self.config.latent_dim, self.config.latent_components
-        if generator is None:
-            eps = torch.randn(n, Z, device=like.device, dtype=like.dtype)
-            k = torch.randint(K, (n,), device=like.device) if K else None
-        else:
-            eps = randn((n, Z), like, generator)
-            k = torch.randint(K, (n,), generator=generator, device=generator.device).to(like.device) if K else None
-        if k is None:
+        # Unseeded (training): drawn on like's device; seeded: on the generator's device, as `randn` does.
+        eps = torch.randn(n, Z, device=like.device, dtype=like.dtype) if generator is None else randn((n, Z), like, generator)
+        if not K:
             return psi * eps
+        dev = like.device if generator is None else generator.device
+        k = torch.randint(K, (n,), generator=generator, device=dev).to(like.device)
         return self.latent_centres[k].to(like.dtype) + (psi * self.config.latent_std) * eps
 
     def _eval_generate(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
