@@ -3,7 +3,8 @@
 Each row trains the dataset's preset (configs/gan/gan_<dataset>_toy2d.toml: MLP G and packed MLP D) with one loss
 swapped in, for a fixed wall-clock budget, then counts on 2,500 samples of the sampling generator (the EMA when the
 preset keeps one) the modes covered (>= 1 sample within 3 std of the mode) and the share of high-quality samples
-(within 3 std of their nearest mode). The default presets run at their own budget under `--seeds` training seeds.
+(within 3 std of their nearest mode). A preset with discriminator rejection sampling (model.drs) samples through it;
+its generator alone (drs=False) is scored too. The default presets run at their own budget under `--seeds` training seeds.
 Runs go `--workers` at a time, one thread each (2D nets this small gain nothing from a second thread).
 
     python bench/gan_toy.py                                   # 60 s per loss, default presets at their full 300 s / 120 s, seeds 0 and 1
@@ -38,11 +39,14 @@ def run(job: dict) -> dict:
         overrides.append(f"train.max_time={job['budget']}")
     res = genlab.train(preset, overrides, run_dir=job["run_dir"], resume="never")
     cov = model_mode_coverage(res.model, job["dataset"], seed=0)
+    # With discriminator rejection sampling, also the generator alone.
+    alone = model_mode_coverage(res.model, job["dataset"], seed=0, drs=False) if res.model.config.drs else cov
     if job.get("picture"):
         x, _ = genlab.sample(res.model, 2500, seed=0)
         ref = toy_distribution(job["dataset"]).sample(2500, torch.Generator().manual_seed(1))
         save_samples(x, job["picture"], reference=ref)
-    return {**{k: job[k] for k in ("dataset", "loss", "row", "seed")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov}
+    return {**{k: job[k] for k in ("dataset", "loss", "row", "seed")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov,
+            "drs": res.model.config.drs, "g_alone_modes": alone["modes_covered"], "g_alone_high_quality": alone["high_quality"]}
 
 
 def main() -> None:
@@ -74,10 +78,13 @@ def main() -> None:
             rows.append(r)
             print(json.dumps(r), flush=True)
     rows.sort(key=lambda r: (r["dataset"], r["row"] != "default preset", LOSSES.index(r["loss"]), r["seed"]))
-    print("\n| data | run | loss | seed | steps | modes covered | high-quality share |\n|---|---|---|---|---|---|---|")
+    print("\n| data | run | loss | seed | steps | modes covered | high-quality share | G alone (no DRS) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         modes = f"{r['modes_covered']}/{r['n_modes']}"
-        print(f"| {r['dataset']} | {r['row']} | {r['loss']} | {r['seed']} | {r['steps']} | {modes} | {r['high_quality']:.1%} |")
+        alone = f"{r['g_alone_modes']}/{r['n_modes']}, {r['g_alone_high_quality']:.1%}" if r["drs"] else "—"
+        row = f"| {r['dataset']} | {r['row']} | {r['loss']} | {r['seed']} | {r['steps']} | {modes} | {r['high_quality']:.1%} | {alone} |"
+        print(row)
     Path(a.out).write_text(json.dumps({"rows": rows, "budget_s": a.budget, "workers": a.workers, "threads_per_run": 1}, indent=2) + "\n")
 
 

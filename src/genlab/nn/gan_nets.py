@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.nn.embeddings import FourierFeatures
+
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018) of every Linear / Conv2d weight in `module`, in place.
@@ -90,12 +92,16 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """x (B, in_dim) -> logits (B,): Linear-LeakyReLU(0.2) stacks and a projection output."""
+    """x (B, in_dim) -> logits (B,): Linear-LeakyReLU(0.2) stacks and a projection output.
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], num_classes: int = 0):
+    With `fourier` = F > 0 the input first goes through F random Fourier features (`FourierFeatures`, frequencies
+    ~ N(0, fourier_scale^2) cycles per unit), which lets the critic resolve modes far narrower than the data's range.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], num_classes: int = 0, fourier: int = 0, fourier_scale: float = 1.0):
         super().__init__()
-        layers: list[nn.Module] = []
-        width = in_dim
+        layers: list[nn.Module] = [FourierFeatures(in_dim, fourier, fourier_scale)] if fourier else []
+        width = 2 * fourier if fourier else in_dim
         for h in hidden:
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
             width = h

@@ -19,6 +19,8 @@ from genlab.errors import ConfigError, did_you_mean
 from genlab.models.base import Batch, GenerativeModel, Phase
 from genlab.models.distributions import randn
 from genlab.models.gan.augment import AUGMENTS, diff_augment
+from genlab.models.gan.drs import check_quantile as check_drs_quantile
+from genlab.models.gan.drs import rejection_sample
 from genlab.models.gan.losses import EQUILIBRIUM_D_LOSS, d_loss, g_loss, gradient_penalty, r1_penalty
 from genlab.nn.functional import slerp
 from genlab.nn.gan_nets import (
@@ -68,6 +70,18 @@ class GANConfig(ModelConfig):
     pack: int = param(
         1, ge=1, help="PacGAN: D scores packs of this many samples concatenated (all real or all fake); batch_size must be a multiple"
     )
+    drs: bool = param(
+        False, help="discriminator rejection sampling (Azadi et al. 2019): also train a per-sample critic R (D's architecture, "
+        "unpacked, logistic loss, no penalties) whose logit estimates log p_data / p_G, and sample by rejection with it"
+    )
+    drs_start: float = param(0.5, ge=0, lt=1, help="drs: R trains from this fraction of the budget on (it has to know the late G)")
+    drs_quantile: float = param(
+        0.8, ge=0, lt=1, help="drs: gamma = this quantile of F over each batch of proposals (0 = exact rejection sampling)"
+    )
+    drs_fourier: int = param(
+        128, ge=0, help="drs, mlp R: random Fourier features of the input (Tancik et al. 2020), so R resolves narrow modes; 0 = none"
+    )
+    drs_fourier_scale: float = param(1.0, gt=0, help="drs_fourier: the standard deviation of the frequencies, in cycles per data unit")
 
     def validate(self) -> None:
         for key, names, valid in (("regularizers", self.regularizers, REGULARIZERS), ("augment", self.augment, AUGMENTS)):
@@ -167,17 +181,25 @@ class GAN(GenerativeModel):
                 self.D = ResNetDiscriminator(C * m, config.d_channels, K)
         if "spectral_norm" in config.regularizers:
             apply_spectral_norm(self.D)
+        if config.drs:
+            # The rejection critic scores single samples: an unpacked copy of D's architecture, trained as a classifier.
+            if net == "mlp":
+                self.R = MLPDiscriminator(spec.dim, config.d_hidden, K, config.drs_fourier, config.drs_fourier_scale)
+            elif net == "dcgan":
+                self.R = DCGANDiscriminator(spec.shape[0], spec.shape[1:], config.d_channels, K)
+            else:
+                self.R = ResNetDiscriminator(spec.shape[0], config.d_channels, K)
         if config.latent_components:
             # The mixture latent's centres: drawn once (from the seeded global generator) and kept in the state dict.
             self.register_buffer("latent_centres", torch.randn(config.latent_components, Z))
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
-        """Each network kind, every loss, each regulariser and augmentation, conditional and not."""
+        """Each network kind, every loss, each regulariser and augmentation, conditional and not, with and without DRS."""
         return [
             (
                 {"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "loss": "nonsaturating", "g_batch_norm": True,
-                 "latent_components": 5},
+                 "latent_components": 5, "drs": True, "drs_fourier": 8},
                 DataSpec((2,), encoding="continuous"),
             ),
             ({"latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "pack": 3, "regularizers": ["r1", "gp"]},
@@ -188,7 +210,7 @@ class GAN(GenerativeModel):
             ),
             (
                 {"latent_dim": 8, "g_channels": [8, 8], "d_channels": [8, 8], "regularizers": ["spectral_norm", "r1"],
-                 "augment": ["color", "translation", "cutout"], "pack": 2},
+                 "augment": ["color", "translation", "cutout"], "pack": 2, "drs": True},
                 DataSpec((1, 8, 8)),
             ),
             (
@@ -204,10 +226,13 @@ class GAN(GenerativeModel):
 
     def phases(self) -> list[Phase]:
         c = self.config
-        return [
+        phases = [
             Phase("d", self.D.parameters(), steps=c.n_critic, lr_scale=c.d_lr_scale, betas=tuple(c.adam_betas)),
             Phase("g", self.G.parameters(), lr_scale=c.g_lr_scale, betas=tuple(c.adam_betas)),
         ]
+        if c.drs:
+            phases.append(Phase("drs", self.R.parameters(), lr_scale=c.d_lr_scale, betas=(0.5, 0.999), start_fraction=c.drs_start))
+        return phases
 
     # ---------------------------------------------------------------------------------------------- the game
     def generate(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -275,7 +300,15 @@ class GAN(GenerativeModel):
                 d_fake = self.critic(self._aug(self.generate(z, y)), y)
                 loss = g_loss(kind, d_fake)
             return {"loss": loss, "d_fake": d_fake.mean().detach()}
-        raise ValueError(f"GAN.loss: phase must be 'd' or 'g', got {phase!r}")
+        if phase == "drs" and self.config.drs:
+            # R learns real against what the sampler draws (G in eval mode), with the logistic loss: its optimum is
+            # log p_data(x) / p_G(x).
+            with torch.no_grad():
+                fake = self._eval_generate(z, y)
+            r_real, r_fake = self.R(torch.cat([x, fake]), None if y is None else torch.cat([y, y])).split(n)
+            loss = d_loss("minimax", r_real, r_fake)
+            return {"loss": loss, "r_real": r_real.mean().detach(), "r_fake": r_fake.mean().detach()}
+        raise ValueError(f"GAN.loss: phase must be 'd', 'g' (or 'drs' with model.drs=true), got {phase!r}")
 
     def diagnose(self, row: dict[str, float]) -> str | None:
         """A warning when the critic wins outright (its loss near 0 while G's grows): the game has diverged."""
@@ -305,16 +338,51 @@ class GAN(GenerativeModel):
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         truncation: float = 1.0,
+        drs: bool | None = None,
+        drs_quantile: float | None = None,
         **kwargs,
     ) -> torch.Tensor:
         """n samples G(z[, y]), z = psi * N(0, I) (or psi-shrunk mixture components, see `latent`), psi = `truncation` in
         (0, 1] (the truncation trick towards the mean latent, Karras et al. 2019, with E[z] = 0). G runs in eval mode:
-        batch-norm uses its running statistics."""
-        self.check_sample_kwargs(kwargs, ["truncation"], "GAN")
+        batch-norm uses its running statistics.
+
+        A model trained with model.drs = true filters its samples by discriminator rejection sampling (`drs=False`
+        turns it off; `drs_quantile` overrides model.drs_quantile), see `genlab.models.gan.drs`."""
+        self.check_sample_kwargs(kwargs, ["truncation", "drs", "drs_quantile"], "GAN")
         psi = check_truncation(truncation)
         self.check_sample_labels(labels)
-        z = self.latent(n, next(self.G.parameters()), generator, psi)
-        return self._eval_generate(z, labels)
+        use_drs = self.config.drs if drs is None else bool(drs)
+        like = next(self.G.parameters())
+        if not use_drs:
+            return self._eval_generate(self.latent(n, like, generator, psi), labels)
+        if not self.config.drs:
+            raise ConfigError("sample(drs=True): this GAN has no rejection critic; train it with model.drs=true")
+        q = check_drs_quantile(self.config.drs_quantile if drs_quantile is None else drs_quantile)
+        was = self.R.training
+        self.R.eval()
+        try:
+            if labels is None:
+                return self._drs(n, None, like, generator, psi, q)
+            # Class-conditional: rejection sampling within each class keeps every sample's label.
+            out = torch.empty(n, *self.spec.shape, dtype=like.dtype, device=like.device)
+            for c in labels.unique().tolist():
+                idx = (labels == c).nonzero().flatten()
+                out[idx] = self._drs(len(idx), c, like, generator, psi, q)
+            return out
+        finally:
+            self.R.train(was)
+
+    def _drs(self, n: int, label: int | None, like: torch.Tensor, generator: torch.Generator | None, psi: float, q: float):
+        def propose(k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+            y = None if label is None else torch.full((k,), label, dtype=torch.long, device=like.device)
+            return self._eval_generate(self.latent(k, like, generator, psi), y), y
+
+        def score(x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+            ys = [None] * len(range(0, len(x), 1000)) if y is None else y.split(1000)
+            return torch.cat([self.R(xb, yb) for xb, yb in zip(x.split(1000), ys)])
+
+        x, _, _ = rejection_sample(propose, score, n, quantile=q, chunk=max(2048, n), generator=generator)
+        return x
 
     def latent(self, n: int, like: torch.Tensor, generator: torch.Generator | None = None, psi: float = 1.0) -> torch.Tensor:
         """n latents z (n, latent_dim) with `like`'s dtype and device: psi * N(0, I), or with model.latent_components = K a
