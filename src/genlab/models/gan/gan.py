@@ -5,7 +5,6 @@ conditioning (cBN + projection)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -423,13 +422,3 @@ class GAN(GenerativeModel):
             return {}
         path = self.interpolate(8, 10, torch.Generator().manual_seed(0))
         return {"interpolations": (path.flatten(0, 1), 10)}
-
-
-def describe_game(config: GANConfig) -> str:
-    """One line saying which game and regularisers a config plays, for logs and the benchmark table."""
-    regs = sorted(config.penalties | ({"spectral_norm"} & set(config.regularizers)))
-    aug = f", DiffAugment {'+'.join(config.augment)}" if config.augment else ""
-    pack = f", pack={config.pack}" if config.pack > 1 else ""
-    return f"{config.loss}{' + ' + ', '.join(regs) if regs else ''}{aug}{pack}, n_critic={config.n_critic}" + (
-        "" if math.isclose(config.d_lr_scale, config.g_lr_scale) else f", TTUR {config.d_lr_scale:g}:{config.g_lr_scale:g}"
-    )
