@@ -45,6 +45,9 @@ def run(job: dict) -> dict:
         x, _ = genlab.sample(res.model, 2500, seed=0)
         ref = toy_distribution(job["dataset"]).sample(2500, torch.Generator().manual_seed(1))
         save_samples(x, job["picture"], reference=ref)
+        if res.model.config.drs:
+            x, _ = genlab.sample(res.model, 2500, seed=0, drs=False)
+            save_samples(x, job["picture"].replace(".png", "_g_alone.png"), reference=ref)
     return {**{k: job[k] for k in ("dataset", "loss", "row", "seed")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov,
             "drs": res.model.config.drs, "g_alone_modes": alone["modes_covered"], "g_alone_high_quality": alone["high_quality"]}
 
