@@ -1,7 +1,7 @@
 """Benchmark: GANs on Fashion-MNIST at a fixed CPU budget — genlab's default preset against a plain DCGAN.
 
 Both contenders are trained by the same code (genlab's trainer) on the same networks (DCGAN, 28 -> 14 -> 7), for the
-same wall-clock budget and threads: configs/gan/gan_fmnist.toml (hinge loss, spectral norm in D, two time-scale
+same wall-clock budget and threads: configs/gan/gan_fmnist.toml (hinge loss, spectral norm in D, a critic on pairs, two time-scale
 learning rates, EMA of G) against configs/gan/dcgan_fmnist.toml (the non-saturating loss, one learning rate, no
 spectral norm, no EMA). Then `genlab.evaluate` on the test split with genlab's Fashion-MNIST feature network:
 FID, KID, precision, recall (10,000 samples), plus training images/s and a 64-sample grid per contender.
@@ -22,7 +22,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENDERS = [
-    ("genlab gan_fmnist (hinge + SN + TTUR + EMA)", "configs/gan/gan_fmnist.toml"),
+    ("genlab gan_fmnist (hinge + SN + pack 2 + TTUR + EMA)", "configs/gan/gan_fmnist.toml"),
     ("plain DCGAN (non-saturating)", "configs/gan/dcgan_fmnist.toml"),
 ]
 
