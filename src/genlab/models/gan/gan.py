@@ -1,7 +1,7 @@
 """Generative adversarial networks (Goodfellow et al. 2014): a generator G(z) against a critic D, with the minimax,
 non-saturating, least-squares, WGAN-GP and hinge losses, spectral norm, R1, gradient penalty, DiffAugment, two
-time-scale learning rates (Heusel et al. 2017), PacGAN packing (Lin et al. 2018), truncation at sampling and class
-conditioning (cBN + projection)."""
+time-scale learning rates (Heusel et al. 2017), PacGAN packing (Lin et al. 2018), truncation at sampling, class
+conditioning (cBN + projection) and discriminator rejection sampling (Azadi et al. 2019)."""
 
 from __future__ import annotations
 
