@@ -159,3 +159,23 @@ def tiny_diffusion_run(path, **model):
         "eval": {"n_samples": 8},
     }
     return genlab.train(cfg, run_dir=path, resume="never").run_dir
+
+
+def train_until_power_cut(cfg: dict, run_dir, step: int) -> None:
+    """Train `cfg` into `run_dir` and die (RuntimeError "power cut") right after the checkpoint written at `step`."""
+    import pytest
+
+    from genlab.config import build_run_config
+    from genlab.train.trainer import Trainer
+
+    t = Trainer(build_run_config(cfg), run_dir)
+    save = t.save
+
+    def save_then_die():
+        save()
+        if t.step == step:
+            raise RuntimeError("power cut")  # the process dies right after this checkpoint
+
+    t.save = save_then_die
+    with pytest.raises(RuntimeError, match="power cut"):
+        t.fit()

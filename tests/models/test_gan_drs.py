@@ -11,6 +11,7 @@ from scipy import stats
 from torch import nn
 
 import genlab
+from _models import train_until_power_cut
 from genlab.config import build
 from genlab.errors import ConfigError, GenlabError
 from genlab.models.gan.drs import acceptance, rejection_sample
@@ -152,9 +153,6 @@ def test_a_run_cut_after_the_critic_started_resumes_exactly(tmp_path):
     players, and their EMA, equal the uninterrupted run's."""
     from safetensors.torch import load_file
 
-    from genlab.config import build_run_config
-    from genlab.train.trainer import Trainer
-
     cfg = {
         "data": {"name": "8gaussians"},
         "model": {"name": "gan", "latent_dim": 4, "g_hidden": [16], "d_hidden": [16], "drs": True, "drs_fourier": 8,
@@ -163,17 +161,7 @@ def test_a_run_cut_after_the_critic_started_resumes_exactly(tmp_path):
                   "progress": False, "num_threads": 1},
     }  # fmt: skip
     full = genlab.train(cfg, run_dir=tmp_path / "full")
-    t = Trainer(build_run_config(cfg), tmp_path / "cut")
-    save = t.save
-
-    def save_then_die():
-        save()
-        if t.step == 26:
-            raise RuntimeError("power cut")
-
-    t.save = save_then_die
-    with pytest.raises(RuntimeError, match="power cut"):
-        t.fit()
+    train_until_power_cut(cfg, tmp_path / "cut", 26)
     genlab.train(cfg, run_dir=tmp_path / "cut")
     for name in ("model.safetensors", "ema.safetensors"):
         a, b = load_file(full.run_dir / name), load_file(tmp_path / "cut" / name)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import genlab
+from _models import train_until_power_cut
 from genlab.errors import CheckpointError, TrainingError
 from genlab.report.plots import read_metrics
 from genlab.train import checkpoint as ckpt
@@ -48,20 +49,7 @@ def test_resume_mid_interval_with_cosine_schedule_matches(tmp_path, gauss_cfg):
     """Checkpoint at step 13 (between log lines) then resume: every logged loss equals the uninterrupted run's."""
     gauss_cfg["train"].update(ckpt_every=13, ema_decay=0.9)
     full = genlab.train(gauss_cfg, run_dir=tmp_path / "full")
-    from genlab.config import build_run_config
-    from genlab.train.trainer import Trainer
-
-    t = Trainer(build_run_config(gauss_cfg), tmp_path / "cut")
-    save = t.save
-
-    def save_then_die():
-        save()
-        if t.step == 13:
-            raise RuntimeError("power cut")  # the process dies right after the step-13 checkpoint
-
-    t.save = save_then_die
-    with pytest.raises(RuntimeError, match="power cut"):
-        t.fit()
+    train_until_power_cut(gauss_cfg, tmp_path / "cut", 13)
     assert json.loads((tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 10
     genlab.train(gauss_cfg, run_dir=tmp_path / "cut")
     assert losses(tmp_path / "cut") == losses(full.run_dir)
