@@ -30,7 +30,7 @@ def run(job: dict) -> dict:
 
     import genlab
     from genlab.data.toy2d import toy_distribution
-    from genlab.metrics.modes import model_mode_coverage
+    from genlab.metrics.modes import N_SAMPLES, mixture_coverage
     from genlab.report.grid import save_samples
 
     torch.set_num_threads(1)
@@ -39,18 +39,18 @@ def run(job: dict) -> dict:
     if job["budget"] is not None:
         overrides.append(f"train.max_time={job['budget']}")
     res = genlab.train(preset, overrides, run_dir=job["run_dir"], resume="never")
-    cov = model_mode_coverage(res.model, job["dataset"], seed=0)
-    # With discriminator rejection sampling, also the generator alone.
-    alone = model_mode_coverage(res.model, job["dataset"], seed=0, drs=False) if res.model.config.drs else cov
+    # 2,500 samples (sampling seed 0) scored and drawn; with discriminator rejection sampling, also the generator alone.
+    drs = res.model.config.drs
+    x, _ = genlab.sample(res.model, N_SAMPLES, seed=0)
+    x_alone = genlab.sample(res.model, N_SAMPLES, seed=0, drs=False)[0] if drs else x
+    cov, alone = ({**mixture_coverage(v, job["dataset"]), "n_samples": N_SAMPLES} for v in (x, x_alone))
     if job.get("picture"):
-        x, _ = genlab.sample(res.model, 2500, seed=0)
-        ref = toy_distribution(job["dataset"]).sample(2500, torch.Generator().manual_seed(1))
+        ref = toy_distribution(job["dataset"]).sample(N_SAMPLES, torch.Generator().manual_seed(1))
         save_samples(x, job["picture"], reference=ref)
-        if res.model.config.drs:
-            x, _ = genlab.sample(res.model, 2500, seed=0, drs=False)
-            save_samples(x, job["picture"].replace(".png", "_g_alone.png"), reference=ref)
+        if drs:
+            save_samples(x_alone, job["picture"].replace(".png", "_g_alone.png"), reference=ref)
     return {**{k: job[k] for k in ("dataset", "loss", "row", "seed")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov,
-            "drs": res.model.config.drs, "g_alone_modes": alone["modes_covered"], "g_alone_high_quality": alone["high_quality"]}
+            "drs": drs, "g_alone_modes": alone["modes_covered"], "g_alone_high_quality": alone["high_quality"]}
 
 
 def main() -> None:

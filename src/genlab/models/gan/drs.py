@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 
 from genlab.errors import ConfigError, GenlabError
+from genlab.models.distributions import rand
 
 EPS = 1e-6
 MAX_PROPOSALS_PER_SAMPLE = 200
@@ -71,8 +72,7 @@ def rejection_sample(
         logits = score(x, y).flatten().double()
         M = max(M, float(logits.max()))
         p = acceptance(logits, M, quantile)
-        u = torch.rand(len(p), generator=generator, device=generator.device if generator is not None else "cpu", dtype=p.dtype)
-        ok = (u.to(p.device) < p).nonzero().flatten()
+        ok = (rand((len(p),), p, generator) < p).nonzero().flatten()
         accepted += len(ok)
         keep = ok[: n - got]
         xs.append(x[keep.to(x.device)])

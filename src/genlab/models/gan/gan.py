@@ -168,30 +168,31 @@ class GAN(GenerativeModel):
         Z = config.latent_dim
         if net == "mlp":
             self.G = MLPGenerator(Z, spec.dim, config.g_hidden, K, batch_norm=config.g_batch_norm)
-            self.D = MLPDiscriminator(spec.dim * m, config.d_hidden, K)
         else:
             C, size = spec.shape[0], spec.shape[1:]
             _check_levels("g_channels", config.g_channels, size, critic=False)
             _check_levels("d_channels", config.d_channels, size, critic=True)
-            if net == "dcgan":
-                self.G = DCGANGenerator(Z, C, size, config.g_channels, K)
-                self.D = DCGANDiscriminator(C * m, size, config.d_channels, K)
-            else:
-                self.G = ResNetGenerator(Z, C, size, config.g_channels, K)
-                self.D = ResNetDiscriminator(C * m, config.d_channels, K)
+            G = DCGANGenerator if net == "dcgan" else ResNetGenerator
+            self.G = G(Z, C, size, config.g_channels, K)
+        self.D = self._critic(K, pack=m)
         if "spectral_norm" in config.regularizers:
             apply_spectral_norm(self.D)
         if config.drs:
             # The rejection critic scores single samples: an unpacked copy of D's architecture, trained as a classifier.
-            if net == "mlp":
-                self.R = MLPDiscriminator(spec.dim, config.d_hidden, K, config.drs_fourier, config.drs_fourier_scale)
-            elif net == "dcgan":
-                self.R = DCGANDiscriminator(spec.shape[0], spec.shape[1:], config.d_channels, K)
-            else:
-                self.R = ResNetDiscriminator(spec.shape[0], config.d_channels, K)
+            self.R = self._critic(K, pack=1, fourier=config.drs_fourier, fourier_scale=config.drs_fourier_scale)
         if config.latent_components:
             # The mixture latent's centres: drawn once (from the seeded global generator) and kept in the state dict.
             self.register_buffer("latent_centres", torch.randn(config.latent_components, Z))
+
+    def _critic(self, num_classes: int, pack: int, fourier: int = 0, fourier_scale: float = 1.0) -> nn.Module:
+        """A critic of model.net's kind on packs of `pack` samples (the mlp one optionally on Fourier features)."""
+        c, spec = self.config, self.spec
+        if self.net_kind == "mlp":
+            return MLPDiscriminator(spec.dim * pack, c.d_hidden, num_classes, fourier, fourier_scale)
+        C, size = spec.shape[0], spec.shape[1:]
+        if self.net_kind == "dcgan":
+            return DCGANDiscriminator(C * pack, size, c.d_channels, num_classes)
+        return ResNetDiscriminator(C * pack, c.d_channels, num_classes)
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
@@ -379,9 +380,8 @@ class GAN(GenerativeModel):
             y = None if label is None else torch.full((k,), label, dtype=torch.long, device=like.device)
             return self._eval_generate(self.latent(k, like, generator, psi), y), y
 
-        def score(x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-            ys = [None] * len(range(0, len(x), 1000)) if y is None else y.split(1000)
-            return torch.cat([self.R(xb, yb) for xb, yb in zip(x.split(1000), ys)])
+        def score(x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:  # in slices of 1,000 (image critics' memory)
+            return torch.cat([self.R(x[i : i + 1000], None if y is None else y[i : i + 1000]) for i in range(0, len(x), 1000)])
 
         x, _, _ = rejection_sample(propose, score, n, quantile=q, chunk=max(2048, n), generator=generator)
         return x
