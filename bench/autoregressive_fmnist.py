@@ -33,10 +33,9 @@ PRESETS = {
 }
 
 
-
 def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eval: int, n_samples: int, q_out: mp.Queue) -> None:
     import genlab
-    from genlab.report.grid import save_image_grid
+    from genlab.modalities.image import save_image_grid
 
     torch.set_num_threads(threads)
     res = genlab.train(
@@ -67,7 +66,6 @@ def train_and_eval(preset: str, budget: float, threads: int, run_dir: str, n_eva
             "eval_s": eval_s,
         }
     )
-
 
 
 def main() -> None:

@@ -194,7 +194,6 @@ def diffusers_recipe(budget: float, threads: int, n: int, out: str, queue: mp.Qu
     )
 
 
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budget", type=float, default=600, help="genlab training seconds (default 600)")
@@ -208,8 +207,8 @@ def main() -> None:
     a = ap.parse_args()
 
     import genlab
-    from genlab.report.grid import save_image_grid
-    from genlab.report.plots import read_metrics
+    from genlab.modalities.image import save_image_grid
+    from genlab.train.curves import read_metrics
 
     result: dict = {"machine": "2-core CPU, torch " + torch.__version__, "threads": a.threads, "preset": PRESET}
     if a.reuse:

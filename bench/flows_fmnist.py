@@ -24,7 +24,7 @@ PRESETS = {"glow": "configs/flow/glow_fmnist.toml", "realnvp": "configs/flow/rea
 
 def main() -> None:
     import genlab
-    from genlab.report.grid import save_image_grid
+    from genlab.modalities.image import save_image_grid
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=list(PRESETS), choices=list(PRESETS))

@@ -39,7 +39,7 @@ def train(preset: str, budget: float, threads: int, run_dir: str) -> dict:
 
 def evaluate(run_dir: str, n_samples: int, grid: Path) -> dict:
     import genlab
-    from genlab.report.grid import save_image_grid
+    from genlab.modalities.image import save_image_grid
 
     ev = genlab.evaluate(run_dir, [f"eval.n_samples={n_samples}"])
     x, _ = genlab.sample(genlab.load(run_dir), 64, seed=1)

@@ -31,7 +31,7 @@ def run(job: dict) -> dict:
     import genlab
     from genlab.data.toy2d import toy_distribution
     from genlab.metrics.modes import N_SAMPLES, mixture_coverage
-    from genlab.report.grid import save_samples
+    from genlab.modalities.points import save_scatter
 
     torch.set_num_threads(1)
     preset = ROOT / "configs" / "gan" / f"gan_{job['dataset']}_toy2d.toml"
@@ -46,11 +46,18 @@ def run(job: dict) -> dict:
     cov, alone = ({**mixture_coverage(v, job["dataset"]), "n_samples": N_SAMPLES} for v in (x, x_alone))
     if job.get("picture"):
         ref = toy_distribution(job["dataset"]).sample(N_SAMPLES, torch.Generator().manual_seed(1))
-        save_samples(x, job["picture"], reference=ref)
+        save_scatter(x, job["picture"], reference=ref)
         if drs:
-            save_samples(x_alone, job["picture"].replace(".png", "_g_alone.png"), reference=ref)
-    return {**{k: job[k] for k in ("dataset", "loss", "row", "seed")}, "budget_s": round(res.elapsed, 1), "steps": res.step, **cov,
-            "drs": drs, "g_alone_modes": alone["modes_covered"], "g_alone_high_quality": alone["high_quality"]}
+            save_scatter(x_alone, job["picture"].replace(".png", "_g_alone.png"), reference=ref)
+    return {
+        **{k: job[k] for k in ("dataset", "loss", "row", "seed")},
+        "budget_s": round(res.elapsed, 1),
+        "steps": res.step,
+        **cov,
+        "drs": drs,
+        "g_alone_modes": alone["modes_covered"],
+        "g_alone_high_quality": alone["high_quality"],
+    }
 
 
 def main() -> None:

@@ -31,10 +31,9 @@ from _common import in_process, peak_rss_mb
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
 def train_genlab(preset: str, budget: float, threads: int, run_dir: str, overrides: tuple[str, ...], queue: mp.Queue) -> None:
     import genlab
-    from genlab.report.plots import read_metrics
+    from genlab.train.curves import read_metrics
 
     torch.set_num_threads(threads)
     res = genlab.train(
@@ -88,7 +87,6 @@ def train_pythae(budget: float, threads: int, out: str, queue: mp.Queue) -> None
     queue.put(
         {"steps": steps, "seconds": seconds, "images_per_s": steps * B / seconds, "peak_rss_mb": peak_rss_mb(), "final_loss": float(loss)}
     )
-
 
 
 @torch.no_grad()
@@ -163,19 +161,20 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "vae_fmnist.json"))
     ap.add_argument("--skip-pythae", action="store_true", help="the same as leaving pythae out of --contenders")
     ap.add_argument(
-        "--contenders", nargs="+", choices=["8bit", "binarized", "pythae"], default=["8bit", "binarized", "pythae"],
+        "--contenders",
+        nargs="+",
+        choices=["8bit", "binarized", "pythae"],
+        default=["8bit", "binarized", "pythae"],
         help="which rows to train: genlab's 8-bit preset, genlab's binarised preset, pythae's VAE",
     )
-    ap.add_argument(
-        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for genlab's binarised preset (screening)"
-    )
+    ap.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", help="config overrides for genlab's binarised preset (screening)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     outdir = Path(a.out).parent
     outdir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     rows = []
-    from genlab.report.grid import save_image_grid
+    from genlab.modalities.image import save_image_grid
 
     tag = f" [{' '.join(a.set)}]" if a.set else ""
     genlab_rows = [

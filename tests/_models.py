@@ -143,7 +143,7 @@ class _TestFeatures(nn.Module):
         return -((x.mean((1, 2, 3))[:, None] - centres) ** 2) * 100
 
 
-@register_features("test_images")
+@register_features("test_images", datasets=("test_images",))
 def _test_features():
     return _TestFeatures()
 

@@ -8,11 +8,14 @@ import os
 import sys
 from pathlib import Path
 
+from genlab import registry
 from genlab.errors import ConfigError, GenlabError, TrainingError
 
+THREADS_HELP = "CPU threads (default: the cores this process may use)"
 EPILOG_TRAIN = """examples:
   genlab train configs/vae/vae_fmnist.toml
   genlab train configs/vae/vae_fmnist.toml train.max_time=120 model.latent_dim=16 --run runs/small
+  genlab train configs/vae/vae_fmnist.toml --run runs/small train.max_time=120 --threads 2   # any order
   torchrun --nproc_per_node 2 -m genlab train configs/vae/vae_fmnist.toml --run-dir runs/ddp   # data parallel
 A run directory that exists is resumed when its config matches (budgets may change), refused otherwise."""
 
@@ -21,7 +24,8 @@ def _cmd_train(a: argparse.Namespace) -> int:
     from genlab import api
 
     resume = "always" if a.resume else "never" if a.fresh else "auto"
-    res = api.train(a.config, a.overrides, run_dir=a.run, resume=resume)
+    overrides = a.overrides if a.threads is None else [*a.overrides, f"train.num_threads={a.threads}"]
+    res = api.train(a.config, overrides, run_dir=a.run, resume=resume)
     if os.environ.get("RANK", "0") != "0":
         return 130 if res.status == "interrupted" else 0  # under torchrun only rank 0 reports
     if res.status == "interrupted":
@@ -37,38 +41,45 @@ def _cmd_train(a: argparse.Namespace) -> int:
 def _cmd_sample(a: argparse.Namespace) -> int:
     from genlab import api
 
+    set_threads(a)
     model = api.load(a.run, device=a.device)
     labels = [int(v) for v in a.labels.split(",")] if a.labels else None
     x, y = api.sample(model, a.n, seed=a.seed, labels=labels, device=a.device, **sampler_options(a))
-    out = api.save_samples_file(x, y, a.out, model.spec)
+    out = api.save_samples(x, y, a.out, model)
     print(f"{a.n} samples -> {out}")
     return 0
 
 
+FLAG_TYPES = (int, float, str)  # options of these types become flags; booleans and the rest go through -o KEY=VALUE
+
+
+def sampler_flags() -> dict[str, tuple[type, str]]:
+    """Every sampling option some registered model declares in `sample_options()`, with its type and the help texts."""
+    flags: dict[str, tuple[type, list[str]]] = {}
+    for name in registry.list_models():
+        for opt in registry.model(name)[1].sample_options():
+            if opt.type in FLAG_TYPES:
+                tp, helps = flags.setdefault(opt.name, (opt.type, []))
+                if opt.help not in helps:
+                    helps.append(opt.help)
+    return {k: (tp, "; ".join(helps)) for k, (tp, helps) in sorted(flags.items())}
+
+
 def add_sampler_arguments(p: argparse.ArgumentParser) -> None:
     """Sampling options shared by `sample`, `eval` and the apps; only those given reach `model.sample`."""
-    g = p.add_argument_group("sampling options (each family takes its own; see genlab list)")
-    g.add_argument("--sampler", default=None, help="diffusion sampler: ddpm, ddim, euler, heun, dpmpp_2m (genlab list)")
-    g.add_argument("--steps", type=int, default=None, help="number of sampler steps (diffusion)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (conditional diffusion)")
-    g.add_argument("--eta", type=float, default=None, help="DDIM stochasticity (0 = deterministic)")
-    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (flows, autoregressive models)")
-    g.add_argument("--truncation", type=float, default=None, help="truncation of the latent, in (0, 1] (GANs)")
-    g.add_argument("--top-k", dest="top_k", type=int, default=None, help="keep the k most likely tokens (autoregressive)")
-    g.add_argument("--top-p", dest="top_p", type=float, default=None, help="nucleus sampling mass (autoregressive)")
+    g = p.add_argument_group("sampling options (each model takes its own: `genlab list -v`)")
+    for name, (tp, help_) in sampler_flags().items():
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=tp, default=None, help=help_)
     g.add_argument(
         "--option", "-o", dest="options", action="append", default=[], metavar="KEY=VALUE", help="any other option of the model's sample()"
     )
-
-
-SAMPLER_FLAGS = ("sampler", "steps", "guidance", "eta", "temperature", "truncation", "top_k", "top_p")
 
 
 def sampler_options(a: argparse.Namespace) -> dict:
     """The sampling options given on the command line, as keyword arguments for `model.sample`."""
     import ast
 
-    out = {k: getattr(a, k) for k in SAMPLER_FLAGS if getattr(a, k, None) is not None}
+    out = {k: getattr(a, k) for k in sampler_flags() if getattr(a, k, None) is not None}
     for item in getattr(a, "options", []):
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -83,6 +94,7 @@ def sampler_options(a: argparse.Namespace) -> dict:
 def _cmd_eval(a: argparse.Namespace) -> int:
     from genlab import api
 
+    set_threads(a)
     res = api.evaluate(a.run, a.overrides, device=a.device, **sampler_options(a))
     print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
     print(f"-> {Path(a.run) / 'eval.json'}")
@@ -90,7 +102,6 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_list(a: argparse.Namespace) -> int:
-    from genlab import registry
     from genlab.config import describe
 
     for name in registry.list_models():
@@ -99,10 +110,14 @@ def _cmd_list(a: argparse.Namespace) -> int:
         if a.verbose:
             for key, tp, default, help_ in describe(cfg_cls):
                 print(f"           model.{key:<18} {tp:<28} = {default!r:<14} {help_}")
+            for opt in cls.sample_options():
+                print(f"           sample: {opt.name:<17} {opt.type.__name__:<28}   {opt.help}")
     for name in registry.list_datasets():
         print(f"dataset  {name}")
     for name in registry.list_samplers():
         print(f"sampler  {name}")
+    for name in registry.list_modalities():
+        print(f"modality {name}")
     return 0
 
 
@@ -111,6 +126,19 @@ def _cmd_info(a: argparse.Namespace) -> int:
 
     print(json.dumps(api.info(a.run), indent=2, default=str))
     return 0
+
+
+def _cmd_board(a: argparse.Namespace) -> int:
+    import subprocess
+
+    from genlab.train.logging import installed
+
+    if not Path(a.logdir).is_dir():
+        raise ConfigError(f"{a.logdir} is not a folder: give the folder of your runs (default runs/)")
+    if not installed("tensorboard"):
+        raise ConfigError("genlab board needs the tensorboard package: pip install tensorboard")
+    print(f"TensorBoard on http://localhost:{a.port}/ for the runs under {a.logdir} (Ctrl-C stops it)", flush=True)
+    return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", a.logdir, "--port", str(a.port)])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -129,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--run", "--run-dir", dest="run", default=None, help="run directory (default: runs/<preset name>); under torchrun write --run-dir"
     )
+    t.add_argument("--threads", type=int, default=None, help=THREADS_HELP + " (the same as train.num_threads=N)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="require an existing checkpoint to resume")
     g.add_argument("--fresh", action="store_true", help="refuse to reuse an existing run directory")
@@ -141,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--labels", default=None, help="class labels for conditional models, e.g. 3 or 0,1,2 (default: balanced)")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     add_sampler_arguments(s)
     s.set_defaults(fn=_cmd_sample)
 
@@ -148,12 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="run directory")
     e.add_argument("overrides", nargs="*", metavar="eval.key=value", help="e.g. eval.iwae_k=100 eval.n_examples=1000")
     e.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    e.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     add_sampler_arguments(e)
     e.set_defaults(fn=_cmd_eval)
 
     li = sub.add_parser("list", help="list models, datasets and samplers", description="List what the registry holds.")
     li.add_argument("-v", "--verbose", action="store_true", help="also list every model's config keys")
     li.set_defaults(fn=_cmd_list)
+
+    b = sub.add_parser(
+        "board", help="watch runs live in TensorBoard", description="Start TensorBoard over a folder of runs (their tb/ event files)."
+    )
+    b.add_argument("logdir", nargs="?", default="runs", help="folder of runs (default runs/)")
+    b.add_argument("--port", type=int, default=6006, help="port (default 6006)")
+    b.set_defaults(fn=_cmd_board)
 
     i = sub.add_parser("info", help="describe a run", description="Model, data, step, parameters and last metrics of a run.")
     i.add_argument("run", help="run directory")
@@ -179,8 +217,29 @@ def _app_modules() -> list:
     return [m for m in mods if hasattr(m, "add_parser")]
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse with `section.key=value` overrides anywhere on the line (`genlab train CONFIG --run DIR key=value`):
+    argparse takes the overrides only before the first option, so the ones after it are collected here."""
+    args, extra = parser.parse_known_args(argv)
+    late = [e for e in extra if "=" in e and not e.startswith("-")]
+    if late and hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *late]
+        extra = [e for e in extra if e not in late]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def set_threads(a: argparse.Namespace) -> None:
+    """--threads N for sample / eval / the apps (training takes it as train.num_threads)."""
+    if getattr(a, "threads", None) is not None:
+        import torch
+
+        torch.set_num_threads(a.threads)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(build_parser(), argv)
     try:
         return args.fn(args)
     except TrainingError as e:

@@ -8,7 +8,9 @@ naming the key, what was expected and the closest valid keys.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -210,8 +212,8 @@ class TrainConfig:
     """One trainer for every family: budgets, optimiser, schedule, EMA, checkpoints."""
 
     batch_size: int = param(128, ge=1, help="global batch size (split over ranks under torchrun)")
-    max_steps: int | None = param(None, ge=1, help="stop after this many optimiser steps")
-    max_time: float | None = param(None, gt=0, help="stop after this many seconds of training")
+    max_steps: int | None = param(None, ge=1, le=10**9, help="stop after this many optimiser steps")
+    max_time: float | None = param(None, gt=0, le=1e9, help="stop after this many seconds of training")
     lr: float = param(1e-3, gt=0, help="peak learning rate (AdamW)")
     weight_decay: float = param(0.0, ge=0, help="AdamW weight decay")
     betas: tuple[float, float] = param((0.9, 0.999), help="AdamW betas")
@@ -226,21 +228,40 @@ class TrainConfig:
     device: str = param("auto", help="auto, cpu, cuda, cuda:N")
     num_threads: int | None = param(None, ge=1, help="CPU threads (default: the number of cores)")
     flush_denormal: bool = param(
-        True, help="CPU: flush subnormal floats to zero while training (optimiser moments of dead units decay into "
-        "subnormals, which x86 CPUs compute many times slower)"
+        True,
+        help="CPU: flush subnormal floats to zero while training (optimiser moments of dead units decay into "
+        "subnormals, which x86 CPUs compute many times slower)",
     )
     seed: int = param(0, help="seed for weights, data order and noise")
     log_every: int = param(50, ge=1, help="steps between metrics.jsonl lines")
     sample_every: int | None = param(None, ge=1, help="steps between sample grids (default: at the end only)")
     eval_every: int | None = param(None, ge=1, help="steps between evaluations on eval.n_batches test batches")
     ckpt_every: int = param(1000, ge=1, help="steps between checkpoints")
-    ckpt_every_time: float = param(300.0, gt=0, help="seconds between checkpoints (whichever comes first)")
+    ckpt_every_time: float = param(60.0, gt=0, help="seconds between checkpoints (whichever comes first): a killed run loses at most this")
     n_samples: int = param(64, ge=1, help="images in each sample grid")
     progress: bool = param(True, help="show a progress bar")
+    loggers: tuple[str, ...] | None = param(
+        None, help="where logs go besides metrics.jsonl: tensorboard, wandb, mlflow (default: tensorboard when installed)"
+    )
+    on_nonfinite: Literal["stop", "skip"] = param(
+        "stop",
+        help="a NaN/Inf loss or gradient: stop (the last good checkpoint is kept) or skip that update and go on",
+    )
+    max_consecutive_skips: int = param(10, ge=1, help="on_nonfinite=skip: stop after this many consecutive skipped steps")
 
     def validate(self) -> None:
         if self.max_steps is None and self.max_time is None:
             raise ConfigError("train: set a budget, train.max_steps or train.max_time (or both)")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"train.{f.name}: expected a finite number, got {v!r}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ConfigError(
+                f"train.betas: expected two numbers in [0, 1) (AdamW's beta1, beta2), e.g. [0.9, 0.999]; got {list(self.betas)}"
+            )
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):
+            raise ConfigError(f"train.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.batch_size % self.grad_accum:
             raise ConfigError(f"train.batch_size ({self.batch_size}) must be divisible by train.grad_accum ({self.grad_accum})")
 

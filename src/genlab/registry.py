@@ -1,4 +1,4 @@
-"""Name -> class registries for models, datasets, samplers and feature networks.
+"""Name -> class registries for models, datasets, samplers, feature networks and modalities.
 
 Classes register themselves explicitly with a decorator; the packages that hold them are
 imported on first look-up, so a new model is a new file under `genlab/models/` and nothing else.
@@ -17,12 +17,15 @@ _MODELS: dict[str, tuple[type, type]] = {}
 _DATASETS: dict[str, Callable[..., Any]] = {}
 _SAMPLERS: dict[str, Callable[..., Any]] = {}
 _FEATURES: dict[str, Callable[..., Any]] = {}
+_FEATURE_DATASETS: dict[str, tuple[str, ...]] = {}
+_MODALITIES: dict[str, type] = {}
 
 _PACKAGES = {
     "models": "genlab.models",
     "datasets": "genlab.data",
     "samplers": "genlab.samplers",
     "features": "genlab.metrics",
+    "modalities": "genlab.modalities",
 }
 _loaded: set[str] = set()
 
@@ -45,7 +48,6 @@ def register_model(name: str, config: type) -> Callable[[type], type]:
         if name in _MODELS and _MODELS[name][1] is not cls:
             raise ValueError(f"model name {name!r} is registered twice")
         _MODELS[name] = (config, cls)
-        cls.registry_name = name
         return cls
 
     return deco
@@ -69,12 +71,29 @@ def register_sampler(name: str) -> Callable[[Callable], Callable]:
     return deco
 
 
-def register_features(name: str) -> Callable[[Callable], Callable]:
-    """Decorator for a function returning a feature network (`.features(x)`, `.classify(x)`)."""
+def register_features(name: str, datasets: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Decorator for a function returning a feature network (`.features(x)`, `.classify(x)`).
+
+    `datasets` are the datasets the network was trained on: it is their default feature network, and their
+    reference statistics are taken over the whole split and cached (`metrics.feature_nets.reference_stats`)."""
 
     def deco(fn: Callable) -> Callable:
         _FEATURES[name] = fn
+        _FEATURE_DATASETS[name] = tuple(datasets)
         return fn
+
+    return deco
+
+
+def register_modality(name: str) -> Callable[[type], type]:
+    """Class decorator: `@register_modality("image")` above a `genlab.modalities.Modality` subclass."""
+
+    def deco(cls: type) -> type:
+        if name in _MODALITIES and _MODALITIES[name] is not cls:
+            raise ValueError(f"modality name {name!r} is registered twice")
+        _MODALITIES[name] = cls
+        cls.name = name
+        return cls
 
     return deco
 
@@ -110,6 +129,25 @@ def features(name: str) -> Callable[..., Any]:
     if name not in _FEATURES:
         raise unknown("feature network", name, _FEATURES)
     return _FEATURES[name]
+
+
+def features_for_dataset(dataset: str) -> str | None:
+    """The feature network trained on `dataset` (registered with `datasets=`), or None."""
+    _discover("features")
+    return next((name for name, ds in _FEATURE_DATASETS.items() if dataset in ds and name in _FEATURES), None)
+
+
+def modality(name: str) -> Any:
+    """An instance of the modality registered as `name` (what a DataSpec's `modality` names)."""
+    _discover("modalities")
+    if name not in _MODALITIES:
+        raise unknown("modality", name, _MODALITIES)
+    return _MODALITIES[name]()
+
+
+def list_modalities() -> list[str]:
+    _discover("modalities")
+    return sorted(_MODALITIES)
 
 
 def list_models() -> list[str]:

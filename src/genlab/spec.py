@@ -18,6 +18,9 @@ class DataSpec:
       - "binary": binarised images, values in {-1, 1};
       - "continuous": real-valued vectors (toy 2D and tabular data);
       - "tokens": integer sequences (L,) over the vocabulary `vocab` (token 0 ends a sequence; what follows it is padding).
+
+    `modality` names the registered `genlab.modalities` entry that evaluates, writes and previews such data
+    (default: "tokens", "image" for C x H x W, "points" for vectors).
     """
 
     shape: tuple[int, ...]
@@ -26,6 +29,12 @@ class DataSpec:
     dequantized: bool = False
     class_names: tuple[str, ...] = ()
     vocab: tuple[str, ...] = ()
+    modality: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.modality:  # the built-in modalities follow from the encoding and the shape; others are named
+            default = "tokens" if self.encoding == "tokens" else "image" if len(self.shape) == 3 else "points"
+            object.__setattr__(self, "modality", default)
 
     @property
     def is_image(self) -> bool:
@@ -54,4 +63,5 @@ class DataSpec:
             dequantized=bool(d.get("dequantized", False)),
             class_names=tuple(d.get("class_names", ())),
             vocab=tuple(d.get("vocab", ())),
+            modality=d.get("modality", ""),
         )

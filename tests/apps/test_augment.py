@@ -173,3 +173,15 @@ def test_cli(cond_run, tmp_path, capsys):
         _parser().parse_args(["augment", "--help"])
     help_text = capsys.readouterr().out
     assert e.value.code == 0 and "usage: genlab augment" in help_text and "--n-synthetic" in help_text and "Ravuri" in help_text
+
+
+def test_a_trained_model_is_augmented_like_its_loaded_run(cond_run, tmp_path):
+    """`genlab.train(...).model` carries its run context: augment takes it as it takes the run directory."""
+    resumed = genlab.train(genlab.load(cond_run).run.config, run_dir=cond_run)  # budget spent: returns the trained model
+    assert resumed.status == "already done"
+    kw = {"real_fraction": FRACTION, "n_synthetic": 40, "steps": 40, "seed": 3}
+    from_model = augment(resumed.model, **kw)
+    from_run = augment(cond_run, **kw)
+    assert from_model["run"] is None and from_model["step"] == from_run["step"]
+    for name in ("real", "real+synthetic", "synthetic"):
+        assert from_model[name]["accuracy"] == from_run[name]["accuracy"]

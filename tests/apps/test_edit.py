@@ -4,16 +4,14 @@
 import pytest
 import torch
 
+from _gaussian import GaussianDenoiser
 from _models import tiny_diffusion_run
 from genlab.apps.edit import edit, sdedit
 from genlab.cli import main
 from genlab.errors import ConfigError
-from genlab.samplers.gaussian import GaussianDenoiser
 
 MU = torch.tensor([0.5, -0.5], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.8]], dtype=torch.float64)
-
-
 
 
 def test_strength_from_keeping_to_forgetting_the_input():
@@ -48,3 +46,11 @@ def test_class_transfer_cli(tmp_path):
     with pytest.raises(ConfigError, match="to-class"):
         edit(run, n=1, to_class=9)
     assert main(["edit", str(run), "--to-class", "9", "--n", "1", "--out", str(out)]) == 2
+
+
+def test_edit_takes_a_trained_model_as_it_takes_its_run(tmp_path):
+    import genlab
+
+    run = tiny_diffusion_run(tmp_path / "run")
+    trained = genlab.train(genlab.load(run).run.config, run_dir=run).model  # the budget is spent: no more training
+    assert torch.equal(edit(trained, n=2, strengths=(0.5,), steps=4), edit(run, n=2, strengths=(0.5,), steps=4))

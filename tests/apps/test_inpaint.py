@@ -5,11 +5,11 @@ import pytest
 import torch
 
 import genlab
+from _gaussian import GaussianDenoiser
 from _models import tiny_diffusion_run
 from genlab.apps.inpaint import make_mask, repaint, repaint_schedule
 from genlab.cli import main
 from genlab.errors import ConfigError
-from genlab.samplers.gaussian import GaussianDenoiser
 
 
 def test_jump_schedule():

@@ -3,10 +3,10 @@ the exact denoiser), the path ends at the reconstructions, and the CLI on a tiny
 
 import torch
 
+from _gaussian import GaussianDenoiser
 from _models import tiny_diffusion_run
 from genlab.apps.interpolate import ddim_decode, ddim_invert, interpolate, interpolate_pair
 from genlab.cli import main
-from genlab.samplers.gaussian import GaussianDenoiser
 
 
 def test_inversion_round_trip_converges():

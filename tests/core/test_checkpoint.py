@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import save_file
 
 import genlab
+from genlab import checkpoint as ckpt
 from genlab.errors import CheckpointError
-from genlab.train import checkpoint as ckpt
 
 
 @pytest.fixture

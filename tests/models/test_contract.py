@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
+from genlab import checkpoint as ckpt
 from genlab import registry
 from genlab.config import build
 from genlab.models import build_model
-from genlab.train import checkpoint as ckpt
 
 
 def _n_cases(name):

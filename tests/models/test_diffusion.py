@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 
+from _gaussian import GaussianDenoiser
 from genlab.config import build
 from genlab.errors import ConfigError
 from genlab.models.diffusion import DiffusionConfig, DiffusionModel
 from genlab.models.diffusion import schedules as S
 from genlab.models.diffusion.vlb import discretized_gaussian_log_prob, variational_bound
-from genlab.samplers.gaussian import GaussianDenoiser
 from genlab.spec import DataSpec
 
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import genlab
+from genlab import checkpoint as ckpt
 from genlab import registry
 from genlab.config import build
 from genlab.errors import ConfigError, TrainingError
@@ -15,7 +16,6 @@ from genlab.models import build_model
 from genlab.models.flow.density import log_density_grid
 from genlab.models.flow.nsf import NSF
 from genlab.spec import DataSpec
-from genlab.train import checkpoint as ckpt
 
 FLOWS = ["realnvp", "maf", "nsf", "glow"]
 CASES = [pytest.param(n, i, id=f"{n}-{i}") for n in FLOWS for i in range(len(registry.model(n)[1].contract_cases()))]

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 import genlab
+from genlab import checkpoint as ckpt
 from genlab.config import build, build_run_config
 from genlab.errors import ConfigError
 from genlab.models.gan.augment import color, cutout, diff_augment, translation
 from genlab.models.gan.gan import GAN, GANConfig
 from genlab.models.gan.losses import LOSSES, d_loss, g_loss, gradient_penalty, r1_penalty
 from genlab.spec import DataSpec
-from genlab.train import checkpoint as ckpt
 from genlab.train.ema import EMA
 
 IMG = DataSpec((1, 16, 16), num_classes=3)

@@ -7,12 +7,12 @@ import math
 import pytest
 import torch
 
+from genlab import checkpoint as ckpt
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models.autoregressive._sampling import filter_logits
 from genlab.models.autoregressive.transformer import Transformer, TransformerConfig, generate
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.spec import DataSpec
-from genlab.train import checkpoint as ckpt
 
 VOCAB = ("<eos>", "a", "b", "c")
 

@@ -4,10 +4,10 @@ mean and covariance converge to the data's as the number of function evaluations
 import pytest
 import torch
 
+from _gaussian import GaussianDenoiser
 from genlab import registry
 from genlab.errors import ConfigError
 from genlab.samplers.diffusion import ddim, euler, run, steps_for
-from genlab.samplers.gaussian import GaussianDenoiser
 
 MU = torch.tensor([1.0, -0.5], dtype=torch.float64)
 COV = torch.tensor([[1.0, 0.6], [0.6, 0.5]], dtype=torch.float64)

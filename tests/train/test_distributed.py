@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genlab.report.plots import read_metrics
+from genlab.train.curves import read_metrics
 
 SCRIPT = str(Path(__file__).parents[1] / "_train_cli.py")
 ARGS = [

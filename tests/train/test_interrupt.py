@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from genlab.report.plots import read_metrics
-from genlab.train import checkpoint as ckpt
+from genlab import checkpoint as ckpt
+from genlab.train.curves import read_metrics
 
 SCRIPT = str(Path(__file__).parents[1] / "_train_cli.py")
 

@@ -7,9 +7,9 @@ import torch
 
 import genlab
 from _models import train_until_power_cut
+from genlab import checkpoint as ckpt
 from genlab.errors import CheckpointError, TrainingError
-from genlab.report.plots import read_metrics
-from genlab.train import checkpoint as ckpt
+from genlab.train.curves import read_metrics
 
 
 def losses(run_dir):

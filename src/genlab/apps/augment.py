@@ -16,13 +16,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab import checkpoint as ckpt
 from genlab.data import load_dataset
 from genlab.data.transforms import from_unit_range, pad_to, to_unit_range
 from genlab.errors import ConfigError, DataError
+from genlab.modalities import modality_of
+from genlab.models import GenerativeModel
+from genlab.models.loading import as_model
+from genlab.models.sampling import sample_seeded
 from genlab.nn.convnets import ConvEncoder
 from genlab.nn.mlp import MLP
 from genlab.spec import DataSpec
-from genlab.train import checkpoint as ckpt
 
 SETTINGS = ("real", "real+synthetic", "synthetic")
 RESULT_FILE = "augment.json"
@@ -112,7 +116,7 @@ def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: DataSpec, *
 
 
 def augment(
-    run_dir: str | os.PathLike,
+    run: str | os.PathLike | GenerativeModel,
     *,
     real_fraction: float = 0.01,
     n_synthetic: int | None = None,
@@ -121,7 +125,8 @@ def augment(
     out: str | os.PathLike | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Test accuracy of the fixed classifier trained on real, real + synthetic and synthetic data; writes augment.json.
+    """Test accuracy of the fixed classifier trained on real, real + synthetic and synthetic data, for a run directory
+    (which gets augment.json) or a trained model (from `genlab.train(...).model` or `genlab.load`).
 
     The real subset is `real_fraction` of the run's training split, class-balanced and drawn under `seed`; the synthetic
     set is `n_synthetic` samples of the run's class-conditional model (default: 10x the real subset) with balanced labels,
@@ -132,8 +137,6 @@ def augment(
     >>> res = augment("runs/cvae_fmnist", out="synthetic.npz")  # doctest: +SKIP
     >>> res["real"]["accuracy"], res["real+synthetic"]["accuracy"], res["synthetic"]["accuracy"]  # doctest: +SKIP
     """
-    from genlab import api
-
     if not 0 < real_fraction <= 1:
         raise ConfigError(f"--fraction: expected a fraction of the training split in (0, 1], got {real_fraction}")
     if n_synthetic is not None and n_synthetic < 1:
@@ -142,15 +145,18 @@ def augment(
         raise ConfigError(f"--steps: expected a positive number of classifier steps, got {steps}")
     if out is not None and Path(out).suffix != ".npz":
         raise ConfigError(f"--out {out}: the labelled synthetic data are exported as a .npz file")
-    run_dir = Path(run_dir)
-    model = api.load(run_dir, device=device)
+    run_dir = None if isinstance(run, GenerativeModel) else Path(run)
+    model = as_model(run, device)
+    cfg = model.run.config
+    if cfg is None:
+        raise ConfigError("augment: the model has no run config (model.run.config is None); pass a run directory or a trained model")
     if not model.conditional:
         raise ConfigError(
-            f"augment: {run_dir} holds an unconditional {model.run_config.model.name!r} model, but augmentation needs labelled "
+            f"augment: {run_dir or 'the model'} holds an unconditional {cfg.model.name!r} model, but augmentation needs labelled "
             "samples; train a class-conditional one (model.conditional=true on labelled data, e.g. configs/vae/cvae_fmnist.toml)"
         )
     spec, num_classes = model.spec, model.spec.num_classes
-    data_cfg = model.run_config.data
+    data_cfg = cfg.data
     train_ds, _ = load_dataset(data_cfg, "train")
     test_ds, _ = load_dataset(dataclasses.replace(data_cfg, n_test=None), "test")
     if len(test_ds) == 0:
@@ -162,17 +168,17 @@ def augment(
     n_synthetic = n_synthetic or SYNTHETIC_PER_REAL * len(real)
 
     t0 = time.perf_counter()
-    samples, labels = api.sample(model, n_synthetic, seed=seed)
+    samples, labels = sample_seeded(model, n_synthetic, seed=seed)
     seconds_sampling = time.perf_counter() - t0
-    stored = from_unit_range(samples) if spec.is_image else samples.float()  # what save_samples_file writes
+    stored = from_unit_range(samples) if spec.is_image else samples.float()  # what the .npz sample file holds
     if out is not None:
-        out = api.save_samples_file(samples, labels, out, spec)
+        out = modality_of(spec).write(samples, labels, out, spec)
     x_syn = classifier_inputs(stored, spec)
 
     result: dict[str, Any] = {
-        "run": str(run_dir),
-        "model": model.run_config.model.name,
-        "step": model.trained_steps,
+        "run": None if run_dir is None else str(run_dir),
+        "model": cfg.model.name,
+        "step": model.run.steps,
         "data": data_cfg.name,
         "real_fraction": real_fraction,
         "n_test": len(test_ds),
@@ -199,7 +205,8 @@ def augment(
         "seed": seed,
     }
     result["export"] = None if out is None else str(out)
-    ckpt.atomic_write_text(run_dir / RESULT_FILE, json.dumps(result, indent=2) + "\n")
+    if run_dir is not None:
+        ckpt.atomic_write_text(run_dir / RESULT_FILE, json.dumps(result, indent=2) + "\n")
     return result
 
 

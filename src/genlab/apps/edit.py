@@ -9,38 +9,11 @@ from typing import Any
 
 import torch
 
+from genlab import registry
+from genlab.apps.common import add_app_parser, diffusion_model, load_examples
 from genlab.errors import ConfigError
-
-
-def load_examples(model: Any, n: int, *, split: str = "test", offset: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The first `n` examples (from `offset`) of a run's split, in the model's space (images in [-1, 1]), and their labels."""
-    from genlab.data import iterate, load_dataset
-
-    ds, transform = load_dataset(model.run_config.data, split)
-    if n < 1 or offset + n > len(ds):
-        raise ConfigError(f"--n {n}: expected between 1 and {len(ds) - offset} examples of the {split} split")
-    batch = next(iterate(ds, transform, offset + n, limit=offset + n))
-    y = batch.get("y")
-    return batch["x"][offset:].to(model.device), None if y is None else y[offset:].to(model.device)
-
-
-def add_sampling_flags(p: argparse.ArgumentParser, steps: int, sampler: str | None = None) -> None:
-    """--steps, --seed, --device and --out shared by the diffusion apps (and --sampler where the app offers a choice)."""
-    if sampler is not None:
-        p.add_argument("--sampler", default=sampler, help=f"diffusion sampler (default {sampler})")
-    p.add_argument("--steps", type=int, default=steps, help=f"function evaluations / grid steps (default {steps or 'the model s'})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-
-
-def diffusion_model(run: str | os.PathLike | Any, device: str = "cpu") -> Any:
-    """A loaded diffusion model from a run directory (or the model itself), or a ConfigError for another family."""
-    from genlab import api
-
-    model = run if not isinstance(run, (str, os.PathLike)) else api.load(run, device=device)
-    if getattr(model, "family", "") != "diffusion":
-        raise ConfigError(f"{run}: this app needs a diffusion model, got a {getattr(model, 'family', '?')!r} model")
-    return model
+from genlab.modalities.image import save_image_grid
+from genlab.noise import randn
 
 
 @torch.no_grad()
@@ -59,14 +32,11 @@ def sdedit(
 
     >>> edited = sdedit(model.denoiser(labels=target, guidance=2.0), x, 0.6)  # doctest: +SKIP
     """
-    from genlab import registry
-    from genlab.samplers.diffusion import _noise
-
     if not 0 < strength <= 1:
         raise ConfigError(f"strength: expected a value in (0, 1], got {strength}")
     full = denoiser.sigmas("uniform", max(steps, round(steps / strength)))  # descending, ends at 0
     sigmas = full[-(steps + 1) :]
-    x = x0 + float(sigmas[0]) * _noise(x0, generator)
+    x = x0 + float(sigmas[0]) * randn(x0.shape, x0, generator)
     return registry.sampler(sampler)(denoiser, x, sigmas, generator=generator, **options)
 
 
@@ -99,8 +69,6 @@ def edit(
         rows.append(sdedit(den, x, s, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(seed)).clamp(-1, 1))
     grid = torch.stack(rows, dim=1)  # (n, 1 + S, C, H, W)
     if out is not None:
-        from genlab.report.grid import save_image_grid
-
         save_image_grid(grid.flatten(0, 1).cpu(), out, nrow=grid.shape[1], scale=2)
     return grid
 
@@ -125,24 +93,28 @@ def _cmd(a: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `genlab edit RUN [--strength 0.2,0.4,...] [--to-class K] [--guidance W] [--n N] [--out FILE.png]`."""
-    p = subparsers.add_parser(
+    p = add_app_parser(
+        subparsers,
         "edit",
         help="SDEdit: noise test images to a strength and denoise them (optionally into another class)",
         description="SDEdit (Meng et al. 2022): each input is noised to x0 + sigma(t0) eps with t0 = strength * T and denoised; "
         "a class-conditional model can denoise towards --to-class. Rows: input, then one edit per strength.",
         epilog="examples:\n  genlab edit runs/ddpm_fmnist --strength 0.3,0.5,0.7 --out edit.png\n"
         "  genlab edit runs/cddpm_fmnist --to-class 7 --guidance 3 --out to_sneakers.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run_help="run directory of a diffusion model",
+        n=8,
+        n_help="test images to edit (default 8)",
+        out="edit.png",
+        out_help="output grid (default edit.png)",
+        steps=50,
+        sampler="ddpm",
+        sampler_help="diffusion sampler (default ddpm)",
     )
-    p.add_argument("run", help="run directory of a diffusion model")
     p.add_argument("--strength", default="0.2,0.4,0.6,0.8", help="comma-separated noise strengths in (0, 1] (default 0.2,0.4,0.6,0.8)")
     p.add_argument("--to-class", dest="to_class", type=int, default=None, help="class-conditional model: denoise towards this class")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: the model's)")
-    p.add_argument("--n", type=int, default=8, help="test images to edit (default 8)")
-    p.add_argument("--out", default="edit.png", help="output grid (default edit.png)")
-    add_sampling_flags(p, steps=50, sampler="ddpm")
     p.set_defaults(fn=_cmd)
     return p
 
 
-__all__ = ["add_parser", "edit", "load_examples", "sdedit"]
+__all__ = ["add_parser", "edit", "sdedit"]

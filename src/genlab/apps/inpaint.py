@@ -11,8 +11,11 @@ from typing import Any
 
 import torch
 
-from genlab.apps.edit import add_sampling_flags, diffusion_model, load_examples
+from genlab.apps.common import add_app_parser, diffusion_model, load_examples
 from genlab.errors import ConfigError
+from genlab.modalities.image import save_image_grid
+from genlab.noise import randn
+from genlab.samplers.diffusion import ddim
 
 MASKS = ("center", "left", "right", "top", "bottom", "random")
 
@@ -83,20 +86,18 @@ def repaint(
     """
     from tqdm.auto import tqdm
 
-    from genlab.samplers.diffusion import _noise, ddim
-
     mask = mask.to(x0.dtype).to(x0.device).expand_as(x0)
     sig = denoiser.sigmas("discrete", steps)
     path = repaint_schedule(len(sig) - 1, jump_length, resample)
-    x = denoiser.prior_std(float(sig[0])) * _noise(x0, generator)
+    x = denoiser.prior_std(float(sig[0])) * randn(x0.shape, x0, generator)
     for a, b in tqdm(list(zip(path, path[1:])), disable=not progress, desc="repaint", leave=False):
         s_a, s_b = float(sig[a]), float(sig[b])
         if b > a:  # down: one ancestral step, then the known pixels from the forward process
             unknown = ddim(denoiser, x, sig[a : b + 1], eta=1.0, generator=generator)
-            known = x0 + s_b * _noise(x0, generator) if s_b > 0 else x0
+            known = x0 + s_b * randn(x0.shape, x0, generator) if s_b > 0 else x0
             x = mask * known + (1 - mask) * unknown
         else:  # up: re-noise
-            x = x + math.sqrt(s_b**2 - s_a**2) * _noise(x, generator)
+            x = x + math.sqrt(s_b**2 - s_a**2) * randn(x.shape, x, generator)
     return x
 
 
@@ -128,8 +129,6 @@ def inpaint(
     masked = x * m
     result = {"original": x, "masked": masked, "inpainted": filled, "mask": m}
     if out is not None:
-        from genlab.report.grid import save_image_grid
-
         save_image_grid(torch.cat([x, masked, filled]).cpu(), out, nrow=n, scale=2)
     return result
 
@@ -153,21 +152,23 @@ def _cmd(a: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `genlab inpaint RUN [--mask center] [--steps 50] [--jump-length 10] [--resample 5] [--n 8] [--out FILE.png]`."""
-    p = subparsers.add_parser(
+    p = add_app_parser(
+        subparsers,
         "inpaint",
         help="fill a masked region of test images with a diffusion model (RePaint)",
         description="RePaint (Lugmayr et al. 2022): known pixels come from the forward process, unknown ones from the reverse "
         "process; the jump schedule goes back up --jump-length steps (--resample - 1) times to harmonise them.",
         epilog="examples:\n  genlab inpaint runs/ddpm_fmnist --mask center --out inpaint.png\n"
         "  genlab inpaint runs/ddpm_fmnist --mask left --steps 100 --jump-length 10 --resample 10",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run_help="run directory of an unconditional diffusion model",
+        n=8,
+        n_help="test images (default 8)",
+        out="inpaint.png",
+        out_help="output grid (default inpaint.png)",
+        steps=50,
     )
-    p.add_argument("run", help="run directory of an unconditional diffusion model")
     p.add_argument("--mask", default="center", choices=MASKS, help="region to fill (default center)")
     p.add_argument("--jump-length", dest="jump_length", type=int, default=10, help="steps of each jump back up (default 10)")
     p.add_argument("--resample", type=int, default=5, help="passes through each jump (RePaint's r; 1 = no resampling; default 5)")
-    p.add_argument("--n", type=int, default=8, help="test images (default 8)")
-    p.add_argument("--out", default="inpaint.png", help="output grid (default inpaint.png)")
-    add_sampling_flags(p, steps=50)
     p.set_defaults(fn=_cmd)
     return p

@@ -10,9 +10,11 @@ from typing import Any
 
 import torch
 
-from genlab.apps.edit import add_sampling_flags, diffusion_model, load_examples
+from genlab.apps.common import add_app_parser, diffusion_model, load_examples
 from genlab.errors import ConfigError
+from genlab.modalities.image import save_image_grid
 from genlab.nn.functional import slerp
+from genlab.samplers.diffusion import ddim
 
 
 @torch.no_grad()
@@ -30,8 +32,6 @@ def ddim_invert(denoiser: Any, x0: torch.Tensor, steps: int = 50) -> torch.Tenso
 @torch.no_grad()
 def ddim_decode(denoiser: Any, x_top: torch.Tensor, steps: int = 50) -> torch.Tensor:
     """The inverse of `ddim_invert`: DDIM (eta = 0) down the same grid from the top level to sigma = 0."""
-    from genlab.samplers.diffusion import ddim
-
     return ddim(denoiser, x_top, denoiser.sigmas("uniform", steps))
 
 
@@ -68,8 +68,6 @@ def interpolate(
     path = interpolate_pair(den, x_a, x_b, frames, steps).clamp(-1, 1)
     grid = torch.cat([x_a[:, None], path, x_b[:, None]], dim=1)
     if out is not None:
-        from genlab.report.grid import save_image_grid
-
         save_image_grid(grid.flatten(0, 1).cpu(), out, nrow=frames + 2, scale=2)
     return grid
 
@@ -82,18 +80,21 @@ def _cmd(a: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `genlab interpolate RUN [--pairs 4] [--frames 8] [--steps 50] [--out FILE.png]`."""
-    p = subparsers.add_parser(
+    p = add_app_parser(
+        subparsers,
         "interpolate",
         help="interpolate between test images through their DDIM-inverted noise (slerp)",
         description="Each image is mapped to its noise by deterministic DDIM inversion; the two noises are interpolated "
         "spherically and every frame is decoded with DDIM on the same grid.",
         epilog="example:\n  genlab interpolate runs/ddpm_fmnist --pairs 4 --frames 8 --out interp.png",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run_help="run directory of a diffusion model",
+        n=None,
+        n_help="",
+        out="interpolate.png",
+        out_help="output grid (default interpolate.png)",
+        steps=50,
     )
-    p.add_argument("run", help="run directory of a diffusion model")
     p.add_argument("--pairs", type=int, default=4, help="pairs of test images (default 4)")
     p.add_argument("--frames", type=int, default=8, help="frames per path, ends included (default 8)")
-    p.add_argument("--out", default="interpolate.png", help="output grid (default interpolate.png)")
-    add_sampling_flags(p, steps=50)
     p.set_defaults(fn=_cmd)
     return p

@@ -13,8 +13,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from genlab.apps.edit import add_sampling_flags, diffusion_model, load_examples
+from genlab import checkpoint as ckpt
+from genlab.apps.common import add_app_parser, diffusion_model, load_examples
 from genlab.errors import ConfigError
+from genlab.modalities.image import save_image_grid
 
 RESULT_FILE = "superres.json"
 
@@ -111,12 +113,8 @@ def superres(
         "ssim_bicubic": ssim(bic, x).mean().item(),
     }
     if isinstance(run, (str, os.PathLike)):
-        from genlab.train import checkpoint as ckpt
-
         ckpt.atomic_write_text(Path(run) / RESULT_FILE, json.dumps(result, indent=2) + "\n")
     if out is not None:
-        from genlab.report.grid import save_image_grid
-
         k = min(n_show, n)
         low = F.interpolate(model.downsample(x[:k]), size=size, mode="nearest")
         save_image_grid(torch.cat([low, bic[:k], sr[:k], x[:k]]).cpu(), out, nrow=k, scale=2)
@@ -135,19 +133,21 @@ def _cmd(a: argparse.Namespace) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register `genlab superres RUN [--n 500] [--sampler S] [--steps K] [--out FILE.png]`."""
-    p = subparsers.add_parser(
+    p = add_app_parser(
+        subparsers,
         "superres",
         help="upsample low-resolution test images with a super-resolution diffusion model; PSNR/SSIM vs bicubic",
         description="SR3-style super-resolution: test images are average-pooled by the model's factor (model.lowres), "
         "upsampled by the model and by bicubic interpolation, and both are scored against the originals.",
         epilog="example:\n  genlab superres runs/sr_fmnist --n 500 --out sr.png   # rows: low-res, bicubic, diffusion, original",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        run_help="run directory of a diffusion model trained with model.lowres > 0",
+        n=500,
+        n_help="test images scored (default 500)",
+        out=None,
+        out_help="also write a picture (FILE.png)",
+        steps=None,
+        sampler_help="diffusion sampler (default: the model's)",
     )
-    p.add_argument("run", help="run directory of a diffusion model trained with model.lowres > 0")
-    p.add_argument("--n", type=int, default=500, help="test images scored (default 500)")
-    p.add_argument("--out", default=None, help="also write a picture (FILE.png)")
-    p.add_argument("--sampler", default=None, help="diffusion sampler (default: the model's)")
-    add_sampling_flags(p, steps=None)
     p.set_defaults(fn=_cmd)
     return p
 

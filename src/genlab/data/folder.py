@@ -4,11 +4,12 @@ first-level sub-folder when every image has one, loaded whole into memory (for s
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from genlab.config import DataConfig
 from genlab.data.base import ArrayDataset
@@ -17,7 +18,9 @@ from genlab.registry import register_dataset
 from genlab.spec import DataSpec
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
-GRAYSCALE_MODES = ("1", "L")
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # 16-bit (or 32-bit integer) grayscale
+GRAYSCALE_MODES = ("1", "L", "LA", "F", *WIDE_MODES)
+MIN_SIZE = 4
 TEST_FRACTION = 0.1
 
 
@@ -31,18 +34,35 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def _open(path: Path) -> Image.Image:
+    """The image at `path`, its header read; a DataError for a file PIL cannot identify or one above PIL's
+    decompression-bomb limit (Image.MAX_IMAGE_PIXELS), before any pixel is decoded."""
     try:
-        return Image.open(path)
-    except (OSError, UnidentifiedImageError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise DataError(
+            f"{path}: {e} genlab refuses images above PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} pixels: shrink or "
+            "remove it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file"
+        ) from None
+    except Exception as e:  # PIL raises a zoo of types (OSError, SyntaxError, ValueError ...) for files it cannot parse
         raise DataError(f"{path}: not a readable image ({e}); remove it or replace it") from None
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit grayscale scaled to 8 bits, v -> round(v / 257) (PIL's own conversion clips every value above 255 to white)."""
+    if im.mode not in WIDE_MODES:
+        return im
+    wide = np.asarray(im).astype(np.float64)
+    return Image.fromarray(np.clip(np.rint(wide / 257), 0, 255).astype(np.uint8), "L")
 
 
 def _load(path: Path, size: int, mode: str) -> np.ndarray:
     """The image scaled so its shorter side is `size`, centre-cropped to size x size, as H x W (x C) uint8."""
     with _open(path) as im:
         try:
-            im = im.convert(mode)
-        except OSError as e:
+            im = _to_8bit(im).convert(mode)
+        except Exception as e:  # decoding errors surface here: PIL opens lazily
             raise DataError(f"{path}: cannot decode it ({e}); the file is truncated or corrupt") from None
         w, h = im.size
         scale = size / min(w, h)
@@ -96,6 +116,11 @@ def image_folder(cfg: DataConfig, split: str) -> ArrayDataset:
     if size is None:
         with _open(everything[0]) as im:
             size = min(im.size)
+        if size < MIN_SIZE:
+            raise DataError(
+                f"{everything[0]} is {im.size[0]}x{im.size[1]} pixels, which sets the image size to {size}; "
+                f"set data.image_size (>= {MIN_SIZE}) to scale the images to a usable size"
+            )
     channels = cfg.channels
     if channels is None:
         modes = set()

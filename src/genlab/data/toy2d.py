@@ -300,6 +300,11 @@ def toy_distribution(name: str) -> Toy2D:
     return _FACTORIES[name]()
 
 
+def known_density(name: str) -> Toy2D | None:
+    """The true distribution of the dataset `name` when it is one of the toys with a known density, else None."""
+    return toy_distribution(name) if name in _FACTORIES else None
+
+
 def split_seed(seed: int, split: str) -> int:
     """A distinct seed for each (seed, split): train and test draws never share a stream."""
     if split not in ("train", "test"):

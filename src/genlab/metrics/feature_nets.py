@@ -14,10 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab import checkpoint as ckpt
+from genlab import registry
+from genlab.config import DataConfig
+from genlab.data import load_dataset
 from genlab.data.transforms import crop_from, from_unit_range, to_unit_range
 from genlab.errors import CheckpointError, GenlabError
+from genlab.metrics.fid import gaussian_stats
 from genlab.registry import register_features
-from genlab.train import checkpoint as ckpt
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 TRAIN_SCRIPT = "scripts/train_feature_net.py"
@@ -153,13 +157,13 @@ def load_shipped_net(name: str, weights_dir: str | os.PathLike | None = None) ->
     return net.eval()
 
 
-@register_features("fashion_mnist")
+@register_features("fashion_mnist", datasets=("fashion_mnist",))
 def fashion_mnist_net() -> FeatureNet:
     """genlab's Fashion-MNIST classifier (shipped weights, hash-checked, eval mode)."""
     return load_shipped_net("fashion_mnist")
 
 
-@register_features("mnist")
+@register_features("mnist", datasets=("mnist",))
 def mnist_net() -> FeatureNet:
     """genlab's MNIST classifier (shipped weights, hash-checked, eval mode)."""
     return load_shipped_net("mnist")
@@ -191,8 +195,6 @@ def get_feature_net(name_or_module: str | nn.Module) -> nn.Module:
     (wrapped in ModuleFeatures). `.classify(x)` is needed only for accuracy and the Inception-Score analogue.
     """
     if isinstance(name_or_module, str):
-        from genlab import registry
-
         return registry.features(name_or_module)()
     if not isinstance(name_or_module, nn.Module):
         raise TypeError(f"a feature network is a registered name or an nn.Module, got {type(name_or_module).__name__}")
@@ -307,10 +309,6 @@ def reference_stats(
     Cached as `<dataset>_<split>_<net>_<weights sha256[:12]>_<n or all>.npz` in `cache_dir` (default
     `default_cache_dir()`), written atomically; new weights give a new key, so a stale cache is never read.
     """
-    from genlab.config import DataConfig
-    from genlab.data import load_dataset
-    from genlab.metrics.fid import gaussian_stats
-
     net = get_feature_net(net_name)
     key = f"{dataset}_{split}_{net_name}_{weights_sha256(net)[:12]}_{'all' if n is None else n}"
     path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else default_cache_dir() / f"{key}.npz"

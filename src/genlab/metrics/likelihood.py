@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from genlab.data import ArrayDataset, BatchTransform, iterate
 from genlab.spec import DataSpec
 
 # x = (x_int + u) / 128 - 1 maps the dequantised 8-bit scale [0, 256) onto [-1, 1) with Jacobian 1/128 per dimension.
@@ -85,3 +86,35 @@ def likelihood_report(nll_nats_per_example: torch.Tensor, spec: DataSpec, *, exa
         "convention": convention(spec),
         "n": nll.numel(),
     }
+
+
+@torch.no_grad()
+def per_example_nll(
+    model: Any,
+    ds: ArrayDataset,
+    transform: BatchTransform,
+    *,
+    k: int,
+    batch_size: int,
+    limit: int | None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str | None = None,
+) -> torch.Tensor:
+    """NLL (nats) of each of the first `limit` examples of `ds`: exact, or the bound with `k` importance samples.
+
+    The RNG is forked and seeded, so evaluating never moves a training run's random stream."""
+    from tqdm.auto import tqdm
+
+    n = len(ds) if limit is None else min(limit, len(ds))
+    out = []
+    with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        bar = tqdm(total=n, unit="ex", disable=not progress, desc=desc or f"nll k={k}", leave=False)
+        for batch in iterate(ds, transform, batch_size, seed=seed, limit=n):
+            x = batch["x"].to(model.device)
+            y = batch["y"].to(model.device) if model.conditional else None
+            out.append(model.nll(x, y, k=k).double().cpu())
+            bar.update(len(x))
+        bar.close()
+    return torch.cat(out)

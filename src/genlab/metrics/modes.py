@@ -7,7 +7,10 @@ from typing import Any
 
 import torch
 
+from genlab.data.toy2d import GaussianMixture2D, toy_distribution
+from genlab.errors import ConfigError, did_you_mean
 from genlab.metrics.toy import mode_coverage
+from genlab.models.sampling import sample_seeded
 
 MIXTURES = ("8gaussians", "25gaussians")
 N_SAMPLES = 2500
@@ -24,20 +27,19 @@ def mixture_coverage(samples: torch.Tensor, name: str, n_std: float = 3.0) -> di
     >>> mixture_coverage(x, "8gaussians")["modes_covered"]
     8
     """
-    from genlab.data.toy2d import toy_distribution
-    from genlab.errors import ConfigError, did_you_mean
-
     if name not in MIXTURES:
         raise ConfigError(f"mode coverage needs a Gaussian mixture with known centres, got {name!r}.{did_you_mean(name, MIXTURES)}")
-    dist = toy_distribution(name)
+    return mixture_coverage_of(samples, toy_distribution(name), n_std)
+
+
+def mixture_coverage_of(samples: torch.Tensor, dist: GaussianMixture2D, n_std: float = 3.0) -> dict[str, Any]:
+    """`mixture_coverage` against a mixture given as a distribution."""
     covered, hq = mode_coverage(samples.double(), dist.centres, dist.std, n_std)
     return {"modes_covered": covered, "n_modes": len(dist.centres), "high_quality": hq}
 
 
 @torch.no_grad()
 def model_mode_coverage(model: Any, name: str, *, n: int = N_SAMPLES, seed: int = 0, **sample_kwargs: Any) -> dict[str, Any]:
-    """`mixture_coverage` of `n` samples drawn from a trained model (or a run directory) with `seed`."""
-    from genlab.api import sample
-
-    x, _ = sample(model, n, seed=seed, **sample_kwargs)
+    """`mixture_coverage` of `n` samples drawn from a trained model with `seed`."""
+    x, _ = sample_seeded(model, n, seed=seed, **sample_kwargs)
     return {**mixture_coverage(x, name), "n_samples": n}

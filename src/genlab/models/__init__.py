@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from genlab.config import ModelConfig
-from genlab.models.base import GenerativeModel, Phase
+from genlab import registry
+from genlab.config import ModelConfig, RunConfig
+from genlab.models.base import GenerativeModel, Phase, RunContext, SampleOption
 from genlab.spec import DataSpec
 
 
-def build_model(config: ModelConfig, spec: DataSpec) -> GenerativeModel:
-    """The registered model named by `config.name`, built for data of `spec`."""
-    from genlab import registry
-
+def build_model(config: ModelConfig, spec: DataSpec, run: RunConfig | None = None, steps: int = 0) -> GenerativeModel:
+    """The registered model named by `config.name`, built for data of `spec`, knowing its run config `run`."""
     _, cls = registry.model(config.name)
-    return cls(config, spec)
+    model = cls(config, spec)
+    model.run = RunContext(run, steps)
+    return model
 
 
-__all__ = ["GenerativeModel", "Phase", "build_model"]
+__all__ = ["GenerativeModel", "Phase", "RunContext", "SampleOption", "build_model"]

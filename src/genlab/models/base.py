@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, RunConfig
 from genlab.errors import ConfigError, did_you_mean
 from genlab.spec import DataSpec
 
@@ -33,6 +33,24 @@ class Phase:
     start_fraction: float = 0.0  # the phase runs once this fraction of the budget (steps or time) is spent
 
 
+@dataclass
+class RunContext:
+    """What a model knows of the run that made it: the whole run config (None for a model built by hand) and the
+    optimiser steps it has been trained for. `genlab.train` and `genlab.load` set it the same way."""
+
+    config: RunConfig | None = None
+    steps: int = 0
+
+
+@dataclass(frozen=True)
+class SampleOption:
+    """One keyword argument a model's `sample()` takes: its name, type and help (the CLI makes a flag of it)."""
+
+    name: str
+    type: type = float
+    help: str = ""
+
+
 class GenerativeModel(nn.Module):
     """Base class of every genlab model.
 
@@ -41,10 +59,10 @@ class GenerativeModel(nn.Module):
       - `sample(n, *, labels=None, generator=None, **kw) -> Tensor` in data space (images in [-1, 1]);
       - `log_prob(x, y=None)` (exact likelihood) or `nll_bound(x, y=None, k=...)` (an upper bound
         on the NLL), both in nats per example on the model's input scale.
-    `likelihood` says which of the two exists ("exact", "bound" or "none").
+    `likelihood` says which of the two exists ("exact", "bound" or "none"); `sample_options()` lists the keyword
+    arguments `sample` takes, the one list the CLI and `check_sample_kwargs` read. `run` is the RunContext.
     """
 
-    registry_name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     likelihood: ClassVar[Literal["exact", "bound", "none"]] = "none"
     bound_name: ClassVar[str] = ""
@@ -54,6 +72,12 @@ class GenerativeModel(nn.Module):
         super().__init__()
         self.config = config
         self.spec = spec
+        self.run = RunContext()
+
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        """The keyword arguments `sample()` takes beyond n, labels and generator; none by default."""
+        return ()
 
     @property
     def conditional(self) -> bool:
@@ -122,12 +146,12 @@ class GenerativeModel(nn.Module):
         """Small (config overrides, data spec) pairs the contract test builds this model with."""
         raise NotImplementedError(f"{cls.__name__} must list contract_cases() so the contract test can build small instances")
 
-    @staticmethod
-    def check_sample_kwargs(kwargs: dict, allowed: Iterable[str], who: str) -> None:
-        """Sampler options a model does not take are an error that names the ones it does."""
-        allowed = sorted(allowed)
+    def check_sample_kwargs(self, kwargs: dict) -> None:
+        """Sampling options the model does not declare in `sample_options()` are an error naming the ones it takes."""
+        allowed = sorted(o.name for o in self.sample_options())
         for k in kwargs:
             if k not in allowed:
+                who = type(self).__name__
                 raise ConfigError(f"{who} sampling has no option {k!r}.{did_you_mean(k, allowed) or ' It takes none.'}")
 
     @property

@@ -14,25 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.noise import rand, randn
+
 LOG_2PI = math.log(2 * math.pi)
 # Learned log-scales are clamped to [LOG_SCALE_MIN, LOG_SCALE_MAX]: e^-7 ~ 1e-3 is below a quarter of an 8-bit
 # bin on [-1, 1] (1/128), so dequantised data never needs less, and the bound stops densities running to infinity.
 LOG_SCALE_MIN, LOG_SCALE_MAX = -7.0, 5.0
 
 Params = tuple[torch.Tensor, ...]
-
-
-def randn(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """N(0, 1) noise of `shape` with `like`'s dtype and device, drawn on the generator's device (CPU by default)
-    so a seeded generator gives the same numbers on every device."""
-    dev = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
-
-
-def rand(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """U[0, 1) noise, drawn like `randn`."""
-    dev = generator.device if generator is not None else torch.device("cpu")
-    return torch.rand(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
 
 
 def sum_except_batch(t: torch.Tensor) -> torch.Tensor:

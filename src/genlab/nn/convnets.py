@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from genlab.errors import ConfigError
 from genlab.nn.mlp import Activation, make_activation
 
 Upsample = Literal["nearest", "transposed"]
@@ -28,6 +29,16 @@ def lowest_resolution(size: tuple[int, int], levels: int) -> tuple[int, int]:
             f"use fewer levels (at most {min(_halvings(h), _halvings(w))}) or pad the images"
         )
     return h // f, w // f
+
+
+def check_levels(channels: Sequence[int], size: tuple[int, int], what: str = "a conv net") -> None:
+    """ConfigError unless `channels` lists at least one level and every level halves `size` exactly."""
+    if not channels:
+        raise ConfigError(f"model.channels: {what} needs at least one level, e.g. [32, 64]")
+    try:
+        lowest_resolution(size, len(channels))
+    except ValueError as e:
+        raise ConfigError(f"model.channels={list(channels)}: {e}") from None
 
 
 def _halvings(n: int) -> int:

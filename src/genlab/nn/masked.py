@@ -145,7 +145,7 @@ class GatedPixelCNN(nn.Module):
         return self.head(h)
 
 
-def assert_causal(fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, int, int], groups: int, out_per_group: int = 1) -> None:
+def assert_causal(fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, int, int], groups: int) -> None:
     """Raise CausalityError when `fn` ((B, C, H, W) -> (B, P * groups, H, W), channel o in group o % groups)
     lets an output at (i, j, g) depend on an input at or after sub-pixel (i, j, g) in raster order.
 

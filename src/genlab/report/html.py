@@ -17,9 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from genlab import checkpoint as ckpt
 from genlab.errors import CheckpointError
-from genlab.train import checkpoint as ckpt
 from genlab.train import rundir
+from genlab.train.curves import plot_curves
+from genlab.train.runs import run_info
 
 MISSING = "—"
 FILES_DIR = "report_files"
@@ -213,8 +215,6 @@ def _unique_name(path: Path, taken: set[str]) -> str:
 
 def _collect_images(entry: RunEntry, out_dir: Path) -> None:
     """Copy the run's sample grids and loss curves to `out_dir/report_files` (plotting curves when it has none)."""
-    from genlab.report.plots import plot_curves
-
     samples = entry.path / rundir.SAMPLES
     final = samples / "final.png"
     steps = sorted(samples.glob("step_*.png"))
@@ -321,8 +321,6 @@ def write_report(runs: list[str | os.PathLike], out_dir: str | os.PathLike, *, t
     >>> write_report(["runs/vae_fmnist", "runs/ddpm_fmnist"], "reports")  # doctest: +SKIP
     {'html': PosixPath('reports/report.html'), 'markdown': PosixPath('reports/report.md')}
     """
-    from genlab.api import info
-
     paths = [Path(p) for p in runs]
     if not paths:
         raise CheckpointError("no run directories given; pass one or more, e.g. runs/<name>")
@@ -330,7 +328,7 @@ def write_report(runs: list[str | os.PathLike], out_dir: str | os.PathLike, *, t
         _check_run(p)
     out_dir = Path(out_dir)
     taken: set[str] = set()
-    entries = [RunEntry(_unique_name(p, taken), p, info(p), _read_eval(p)) for p in paths]
+    entries = [RunEntry(_unique_name(p, taken), p, run_info(p), _read_eval(p)) for p in paths]
     for entry in entries:
         _collect_images(entry, out_dir)
     entries = leaderboard_order(entries)

@@ -20,6 +20,7 @@ from typing import Protocol
 import torch
 
 from genlab.errors import ConfigError
+from genlab.noise import randn
 from genlab.registry import register_sampler, sampler
 
 
@@ -36,11 +37,6 @@ class Denoiser(Protocol):
     def prior_std(self, sigma: float) -> float:
         """Standard deviation of x_sigma under the model's prior at the top level (VP: sqrt(1 + sigma^2); EDM: sigma)."""
         ...
-
-
-def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    dev = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(x.shape, generator=generator, device=dev, dtype=x.dtype).to(x.device)
 
 
 def _bar(sigmas: torch.Tensor, progress: bool, name: str):
@@ -87,7 +83,7 @@ def ddim(
         c = eta * math.sqrt(max(0.0, s_s**2 * (s_t**2 - s_s**2) / s_t**2))
         x = x0 + math.sqrt(max(0.0, s_s**2 - c**2)) * eps
         if c > 0:
-            x = x + c * _noise(x, generator)
+            x = x + c * randn(x.shape, x, generator)
     return x
 
 
@@ -122,7 +118,7 @@ def heun(
         if s_churn > 0:
             gamma = min(s_churn / n, math.sqrt(2) - 1)
             s_hat = s * (1 + gamma)
-            x = x + math.sqrt(s_hat**2 - s**2) * s_noise * _noise(x, generator)
+            x = x + math.sqrt(s_hat**2 - s**2) * s_noise * randn(x.shape, x, generator)
             s = s_hat
         d = (x - denoiser(x, s)) / s
         x_next = x + (s_next - s) * d  # Euler step.

@@ -25,6 +25,14 @@ class DistInfo:
         return self.rank == 0
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, as set by taskset, cgroups or a scheduler)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def init_from_env(device_type: str) -> DistInfo:
     """Join the process group torchrun describes in the environment (a no-op for one process)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

@@ -19,6 +19,7 @@ import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,14 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlab import checkpoint as ckpt
 from genlab.config import RunConfig
 from genlab.data import Loader, iterate, load_dataset
 from genlab.errors import CheckpointError, ConfigError, TrainingError
-from genlab.models import GenerativeModel, build_model
-from genlab.train import checkpoint as ckpt
+from genlab.metrics.likelihood import bits_per_dim, per_example_nll
+from genlab.modalities import modality_of
+from genlab.modalities.image import save_image_grid
+from genlab.models import GenerativeModel, RunContext, build_model
 from genlab.train import distributed as D
 from genlab.train import rundir
+from genlab.train.curves import plot_curves
 from genlab.train.ema import EMA
+from genlab.train.logging import Logger, make_loggers
+
+CURVES_EVERY = 30.0  # seconds between redraws of loss.png while training (matplotlib costs ~0.2 s a picture)
 
 
 @dataclass
@@ -101,7 +109,7 @@ class Trainer:
         )
         self.device = resolve_device(self.tc.device, self.dist)
         if self.device.type == "cpu":
-            torch.set_num_threads(self.tc.num_threads or max(1, (os.cpu_count() or 1) // self.dist.world_size))
+            torch.set_num_threads(self.tc.num_threads or max(1, D.available_cores() // self.dist.world_size))
             torch.set_flush_denormal(self.tc.flush_denormal)
         self.resuming = rundir.prepare(self.run_dir, cfg, resume) if self.dist.is_main else False
         if self.dist.enabled:
@@ -121,7 +129,7 @@ class Trainer:
         )
 
         torch.manual_seed(self.tc.seed)
-        self.model = build_model(cfg.model, self.spec).to(self.device)
+        self.model = build_model(cfg.model, self.spec, cfg).to(self.device)
         self.phases = self.model.phases()
         self.opts = [self._optimizer(ph) for ph in self.phases]
         self.ema = EMA(self.model, self.tc.ema_decay, self.tc.ema_warmup) if self.tc.ema_decay > 0 else None
@@ -137,6 +145,8 @@ class Trainer:
         self.autocast = self._autocast()
         self.step, self.elapsed, self.last_ckpt_step = 0, 0.0, None
         self.logs: dict[str, torch.Tensor] = {}  # sums since the last metrics line (saved for exact resume)
+        self.loggers: list[Logger] = []  # TensorBoard / W&B / MLflow beside metrics.jsonl (rank 0, while fitting)
+        self._t_curves = time.perf_counter()
         self.n_log = 0
         torch.manual_seed(self.tc.seed + 1 + self.dist.rank)  # per-rank noise stream for the losses
         if self.resuming:
@@ -190,15 +200,29 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def _rng_state(self) -> dict[str, Any]:
-        st = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+        """Every RNG a step may draw from, as tensors and plain values (so that state.pt loads with weights_only=True)."""
+        name, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+        version, internal, gauss_next = random.getstate()
+        st = {
+            "torch": torch.get_rng_state(),
+            "numpy": {
+                "name": str(name),
+                "keys": torch.from_numpy(keys.astype(np.int64)),
+                "pos": int(pos),
+                "has_gauss": int(has_gauss),
+                "cached_gaussian": float(cached_gaussian),
+            },
+            "python": {"version": int(version), "internal": torch.tensor(internal, dtype=torch.int64), "gauss_next": gauss_next},
+        }
         if self.device.type == "cuda":
             st["cuda"] = torch.cuda.get_rng_state(self.device)
         return st
 
     def _set_rng_state(self, st: dict[str, Any]) -> None:
+        n, py = st["numpy"], st["python"]
         torch.set_rng_state(st["torch"])
-        np.random.set_state(st["numpy"])
-        random.setstate(st["python"])
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+        random.setstate((py["version"], tuple(py["internal"].tolist()), py["gauss_next"]))
         if self.device.type == "cuda" and "cuda" in st:
             torch.cuda.set_rng_state(st["cuda"], self.device)
 
@@ -206,7 +230,8 @@ class Trainer:
         return {"model": self.cfg.model.name, "step": self.step, "spec": self.spec.to_dict(), "config": self.cfg.to_dict()}
 
     def save(self) -> None:
-        """Write weights, EMA and trainer state; state.pt is renamed last and names the step."""
+        """Write weights, EMA and trainer state. state.pt is renamed last and holds everything a resume needs (the
+        weights and EMA too), so a crash at any moment leaves one complete checkpoint to resume from."""
         rngs = [self._rng_state()]
         if self.dist.enabled:
             rngs = [None] * self.dist.world_size
@@ -227,34 +252,135 @@ class Trainer:
                     "rng": rngs,
                     "world_size": self.dist.world_size,
                     "pending_logs": ({k: float(v) for k, v in self.logs.items()}, self.n_log),
+                    "skipped": {"total": self.skipped, "consecutive": self.consecutive_skips},
+                    "model": self._cpu_tensors(self.model),
+                    "ema": self._cpu_tensors(self.ema.model) if self.ema is not None else None,
                 },
             )
         self.last_ckpt_step = self.step
         D.barrier(self.dist)
 
     def _restore(self) -> None:
-        state = ckpt.load_state(self.run_dir / rundir.STATE)
-        meta = ckpt.load_weights(self.run_dir / rundir.WEIGHTS, self.model)
-        if int(meta["step"]) != state["step"]:
-            raise CheckpointError(
-                f"{self.run_dir}: {rundir.WEIGHTS} is at step {meta['step']} but {rundir.STATE} at step {state['step']} "
-                "(the previous run died while writing its checkpoint); start a new run directory"
-            )
+        path = self.run_dir / rundir.STATE
+        state = self._read_state(path)
+        self.model.load_state_dict(state["model"])
         if self.ema is not None:
-            ckpt.load_weights(self.run_dir / rundir.EMA_WEIGHTS, self.ema.model)
+            self.ema.model.load_state_dict(state["ema"])
             self.ema.num_updates = state["ema_updates"]
-        if len(state["optimizers"]) != len(self.opts):
-            raise CheckpointError(f"{self.run_dir}: the checkpoint has {len(state['optimizers'])} optimisers, the model {len(self.opts)}")
-        for opt, sd in zip(self.opts, state["optimizers"]):
-            opt.load_state_dict(sd)
+        for i, (opt, sd) in enumerate(zip(self.opts, state["optimizers"])):
+            try:
+                opt.load_state_dict(sd)
+            except (ValueError, KeyError, TypeError, RuntimeError) as e:
+                raise CheckpointError(f"{path}: optimizers[{i}] does not fit this model's optimiser ({e})") from None
+            params = [p for g in opt.param_groups for p in g["params"]]
+            for p in params:
+                for k, v in opt.state.get(p, {}).items():
+                    if isinstance(v, torch.Tensor) and v.dim() > 0 and v.shape != p.shape:
+                        raise CheckpointError(
+                            f"{path}: optimizers[{i}] holds {k} of shape {tuple(v.shape)} for a parameter of shape {tuple(p.shape)}"
+                        )
         self.loader.load_state_dict(state["loader"])
-        self.step, self.elapsed, self.last_ckpt_step = state["step"], state["elapsed"], state["step"]
+        self.step, self.elapsed, self.last_ckpt_step = state["step"], float(state["elapsed"]), state["step"]
         logs, self.n_log = state["pending_logs"]
-        self.logs = {k: torch.tensor(v, device=self.device) for k, v in logs.items()}
-        if state.get("world_size") == self.dist.world_size:
-            self._set_rng_state(state["rng"][self.dist.rank])
+        self.logs = {k: torch.tensor(float(v), device=self.device) for k, v in logs.items()}
+        self.skipped, self.consecutive_skips = state["skipped"]["total"], state["skipped"]["consecutive"]
+        if state["world_size"] == self.dist.world_size:
+            try:
+                self._set_rng_state(state["rng"][self.dist.rank])
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+                raise CheckpointError(f"{path}: field 'rng' of the trainer state is damaged ({e!r}); start a new run directory") from None
         if self.dist.is_main:
+            self._sync_weights_files()
             self._truncate_metrics()
+
+    @staticmethod
+    def _cpu_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+    def _sync_weights_files(self) -> None:
+        """A crash between writing the weights files and state.pt leaves weights of a later step (or a file cut short):
+        rewrite them from the restored model, so that the run directory agrees with itself again."""
+        files = [(rundir.WEIGHTS, self.model)] + ([(rundir.EMA_WEIGHTS, self.ema.model)] if self.ema is not None else [])
+        for name, module in files:
+            try:
+                current = ckpt.read_metadata(self.run_dir / name).get("step") == str(self.step)
+            except CheckpointError:
+                current = False
+            if not current:
+                ckpt.save_weights(self.run_dir / name, module, self.weights_metadata())
+
+    def _read_state(self, path: Path) -> dict[str, Any]:
+        """state.pt with every field checked: a damaged or foreign file fails here, naming the field, not deep in a step."""
+        state = ckpt.load_state(path)
+        count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)  # noqa: E731
+        ckpt.require(state, "step", path, "a step count >= 0", count)
+        ckpt.require(state, "elapsed", path, "seconds >= 0", lambda v: number(v) and v >= 0)
+        ckpt.require(
+            state,
+            "optimizers",
+            path,
+            f"a list of {len(self.opts)} optimiser state dicts (one per phase of this model)",
+            lambda v: (
+                isinstance(v, list)
+                and len(v) == len(self.opts)
+                and all(isinstance(o, dict) and isinstance(o.get("state"), dict) and isinstance(o.get("param_groups"), list) for o in v)
+            ),
+        )
+        ckpt.require(
+            state,
+            "loader",
+            path,
+            f"{{epoch, pos, served}} counts with pos <= {len(self.train_ds)}",
+            lambda v: isinstance(v, dict) and all(count(v.get(k)) for k in ("epoch", "pos", "served")) and v["pos"] <= len(self.train_ds),
+        )
+        ckpt.require(state, "ema_updates", path, "a count >= 0", count)
+        ckpt.require(state, "world_size", path, "a process count >= 1", lambda v: count(v) and v >= 1)
+        rng_ok = lambda r: (  # noqa: E731
+            isinstance(r, dict)
+            and isinstance(r.get("torch"), torch.Tensor)
+            and r["torch"].dtype == torch.uint8
+            and isinstance(r.get("numpy"), dict)
+            and isinstance(r["numpy"].get("keys"), torch.Tensor)
+            and isinstance(r.get("python"), dict)
+            and isinstance(r["python"].get("internal"), torch.Tensor)
+        )
+        ckpt.require(
+            state,
+            "rng",
+            path,
+            f"one RNG state per process ({state['world_size']})",
+            lambda v: isinstance(v, list) and len(v) == state["world_size"] and all(rng_ok(r) for r in v),
+        )
+        ckpt.require(
+            state,
+            "pending_logs",
+            path,
+            "(sums of logged values by name, count of steps since the last log line)",
+            lambda v: (
+                isinstance(v, (list, tuple))
+                and len(v) == 2
+                and isinstance(v[0], dict)
+                and all(isinstance(k, str) and isinstance(x, float) for k, x in v[0].items())
+                and count(v[1])
+            ),
+        )
+        ckpt.require(
+            state,
+            "skipped",
+            path,
+            "{total, consecutive} counts of skipped non-finite steps",
+            lambda v: isinstance(v, dict) and count(v.get("total")) and count(v.get("consecutive")),
+        )
+
+        def fits(module: nn.Module) -> Any:
+            own = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+            return lambda v: isinstance(v, dict) and {k: tuple(t.shape) for k, t in v.items()} == own
+
+        ckpt.require(state, "model", path, "the tensors of this model (its names and shapes)", fits(self.model))
+        if self.ema is not None:
+            ckpt.require(state, "ema", path, "the EMA's tensors (the model's names and shapes)", fits(self.ema.model))
+        return state
 
     def _truncate_metrics(self) -> None:
         """Drop log lines written after the checkpoint we resume from: the resumed run rewrites them."""
@@ -267,11 +393,20 @@ class Trainer:
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
+    # Non-finite steps (train.on_nonfinite): what was at fault in the last step; steps skipped in all and in a row.
+    fault: str | None = None
+    skipped = 0
+    consecutive_skips = 0
+
     def train_step(self, logs: dict[str, torch.Tensor]) -> bool:
-        """One step of every phase; False when a loss or gradient is not finite (nothing is applied then)."""
+        """One step of every phase, its logged values added to `logs`. False when a loss or gradient is not finite:
+        that update is not applied, nothing of the step is logged and `self.fault` names the loss term or parameters
+        at fault (updates of earlier phases in the step stand)."""
         factor = self.lr_factor()
         spent = self.budget_spent()
-        ok = True
+        step_logs: dict[str, torch.Tensor] = {}
+        self.fault = None
+        buffers = self._float_buffers() if self.tc.on_nonfinite == "skip" else None
         for ph, opt in zip(self.phases, self.opts):
             if ph.start_fraction > spent:
                 continue
@@ -288,24 +423,42 @@ class Trainer:
                     sync = self.net.no_sync() if self.dist.enabled and micro < self.tc.grad_accum - 1 else nullcontext()
                     with sync, self.autocast():
                         out = self.net(batch, ph.name)
-                    loss = out["loss"]
-                    (loss.float() / self.tc.grad_accum).backward()
+                    (out["loss"].float() / self.tc.grad_accum).backward()
                     for k, v in out.items():
                         key = prefix + k
-                        logs[key] = logs.get(key, 0.0) + v.detach().float() / self.tc.grad_accum
-                gnorm = torch.nn.utils.clip_grad_norm_(params, self.tc.grad_clip or float("inf"))
-                logs[prefix + "grad_norm"] = logs.get(prefix + "grad_norm", 0.0) + gnorm.detach().float()
-                if not (torch.isfinite(loss.detach()) and torch.isfinite(gnorm)):
-                    ok = False
-                    break
+                        step_logs[key] = step_logs.get(key, 0.0) + v.detach().float() / self.tc.grad_accum
+                gnorm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+                step_logs[prefix + "grad_norm"] = step_logs.get(prefix + "grad_norm", 0.0) + gnorm.detach().float()
+                if not (torch.isfinite(step_logs[prefix + "loss"]) and torch.isfinite(gnorm)):
+                    self.fault = self._fault(step_logs, prefix, params)
+                    if buffers is not None:  # a batch-norm's running statistics must not keep the bad batch
+                        for b, saved in buffers:
+                            b.copy_(saved)
+                    return False
+                torch.nn.utils.clip_grads_with_norm_(params, self.tc.grad_clip or float("inf"), gnorm)
                 opt.step()
-            if not ok:
-                break
-        if ok:
-            if self.ema is not None:
-                self.ema.update(self.model)
-            self.step += 1
-        return ok
+        if self.ema is not None:
+            self.ema.update(self.model)
+        self.step += 1
+        self.consecutive_skips = 0
+        for k, v in step_logs.items():
+            logs[k] = logs.get(k, 0.0) + v
+        return True
+
+    def _float_buffers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(buffer, copy) for the model's floating-point buffers (running statistics), restored when a step is skipped."""
+        return [(b, b.detach().clone()) for b in self.model.buffers() if b.is_floating_point()]
+
+    def _fault(self, step_logs: dict[str, torch.Tensor], prefix: str, params: list[nn.Parameter]) -> str:
+        """Which loss terms, else which parameters' gradients, are not finite."""
+        terms = [f"{k}={float(v):.4g}" for k, v in step_logs.items() if k.startswith(prefix) and not math.isfinite(float(v))]
+        terms = [t for t in terms if not t.startswith(prefix + "grad_norm=")]
+        if terms:
+            return "loss term " + ", ".join(terms)
+        names = {p: n for n, p in self.model.named_parameters()}
+        bad = [names.get(p, "?") for p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
+        shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+        return f"gradient of {shown or 'the parameters'} (grad_norm={float(step_logs[prefix + 'grad_norm']):.4g})"
 
     def _fork_rng(self) -> Any:
         """Sampling and pictures draw from a forked RNG, so they never change the training stream."""
@@ -316,27 +469,32 @@ class Trainer:
         return self.ema.model if self.ema is not None else self.model
 
     def write_samples(self, name: str) -> Path | None:
-        from genlab.report.grid import save_samples
-
+        """The data's own preview (a grid, a scatter, a listing ...) of seeded samples, into samples/<name>."""
         if not self.dist.is_main:
             return None
+        modality = modality_of(self.spec)
         m = self.sampling_model
         m.eval()
         with self._fork_rng(), torch.no_grad():
             g = torch.Generator().manual_seed(1234)
-            n = self.tc.n_samples if self.spec.is_image else 2000
+            n = modality.preview_count(self.tc.n_samples)
             labels = m.sample_labels(n)
             x = m.sample(n, labels=labels, generator=g)
         m.train()
-        ref = self.test_ds.x[:2000].float() if not self.spec.is_image else None
-        nrow = self.spec.num_classes if labels is not None and self.spec.num_classes <= 16 else None
-        return save_samples(x.cpu(), self.run_dir / rundir.SAMPLES / f"{name}.png", reference=ref, nrow=nrow, vocab=self.spec.vocab)
+        path = self.run_dir / rundir.SAMPLES / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        out = modality.preview(x.cpu(), path, spec=self.spec, labels=labels, reference=self.test_ds)
+        if self.loggers and out.suffix == ".png":
+            from PIL import Image
+
+            picture = np.asarray(Image.open(out).convert("RGB"))
+            for logger in self.loggers:
+                logger.image(self.step, "samples", picture)
+        return out
 
     @torch.no_grad()
     def write_figures(self) -> None:
         """The model's own pictures (reconstructions, interpolations) on the first test examples."""
-        from genlab.report.grid import save_image_grid
-
         m = self.sampling_model
         batch = self._to_device(next(iterate(self.test_ds, self.test_transform, 64)))
         m.eval()
@@ -349,9 +507,6 @@ class Trainer:
     @torch.no_grad()
     def quick_eval(self) -> dict[str, float]:
         """NLL (or its k=1 bound) on eval.n_batches test batches, under genlab's one convention."""
-        from genlab.evaluation import per_example_nll
-        from genlab.metrics.likelihood import bits_per_dim
-
         m = self.sampling_model
         if m.likelihood == "none":
             return {}
@@ -383,6 +538,11 @@ class Trainer:
                 f.write(json.dumps(row) + "\n")
                 if warning:
                     f.write(json.dumps({"step": self.step, "event": "warning", "message": warning}) + "\n")
+            for logger in self.loggers:
+                logger.scalars(self.step, row)
+            if time.perf_counter() - self._t_curves > CURVES_EVERY:
+                plot_curves(self.run_dir / rundir.METRICS, self.run_dir / "loss.png")
+                self._t_curves = time.perf_counter()
             if warning:
                 from tqdm.auto import tqdm
 
@@ -396,8 +556,12 @@ class Trainer:
             if not self.resuming:
                 (self.run_dir / rundir.METRICS).unlink(missing_ok=True)
             (self.run_dir / "interrupted").unlink(missing_ok=True)
+            print(self.start_message(), file=sys.stderr)
         if not self.budget_left():
+            self._hand_over()
             return TrainResult(self.run_dir, self.step, self.elapsed, "already done", self.sampling_model)
+        if self.dist.is_main:
+            self.loggers = make_loggers(self.tc.loggers, self.run_dir, self.step, self.cfg.to_dict())
         self.model.train()
         bar = self._progress_bar()
         t_log = time.perf_counter()
@@ -443,14 +607,33 @@ class Trainer:
         if self.dist.is_main:
             if status == "interrupted":
                 (self.run_dir / "interrupted").write_text(f"interrupted at step {self.step}; run the same command again to resume\n")
+                plot_curves(self.run_dir / rundir.METRICS, self.run_dir / "loss.png")
             else:
                 self.finish()
+            for logger in self.loggers:
+                logger.close()
+            self.loggers = []
+        self._hand_over()
         return TrainResult(self.run_dir, self.step, self.elapsed, status, self.sampling_model)
+
+    def start_message(self) -> str:
+        """Where the run starts: from a checkpoint (its step and time) or from scratch."""
+        if not self.resuming:
+            return f"genlab: {self.run_dir}: no checkpoint yet: starting from step 0"
+        when = datetime.fromtimestamp((self.run_dir / rundir.STATE).stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+        return f"genlab: resuming {self.run_dir} from step {self.step} (checkpoint of {when})"
+
+    def _hand_over(self) -> None:
+        """The trained models as `genlab.load` gives them: in eval mode, knowing their run config and steps."""
+        for m in {id(self.model): self.model, id(self.sampling_model): self.sampling_model}.values():
+            m.run = RunContext(self.cfg, self.step)
+            m.eval()
 
     def finish(self) -> None:
         """End-of-run artefacts: a final sample grid and the loss curves."""
-        from genlab.report.plots import plot_curves
-
+        if self.tc.progress:
+            n = modality_of(self.spec).preview_count(self.tc.n_samples)
+            print(f"genlab: budget spent at step {self.step}; drawing {n} final samples and pictures ...", file=sys.stderr)
         self.write_samples("final")
         self.write_figures()
         if self.tc.eval_every is None:
@@ -460,20 +643,37 @@ class Trainer:
         plot_curves(self.run_dir / rundir.METRICS, self.run_dir / "loss.png")
 
     def _nonfinite(self, logs: dict[str, torch.Tensor]) -> None:
-        bad = ", ".join(f"{k}={float(v):.4g}" for k, v in logs.items() if not math.isfinite(float(v))) or "gradient norm"
+        """A step whose loss or gradient was not finite: skip it (train.on_nonfinite=skip, up to train.max_consecutive_skips in a
+        row) or stop with the last good checkpoint kept. Either way metrics.jsonl gets an event line saying what."""
+        fault = self.fault or "on another process"
+        step = self.step + 1
+        self.consecutive_skips += 1
+        if self.tc.on_nonfinite == "skip" and self.consecutive_skips <= self.tc.max_consecutive_skips:
+            self.skipped += 1
+            self.step, self.n_log = step, self.n_log - 1  # the step counts for the budget, not in the averages
+            msg = f"non-finite {fault} at step {step}: the update was skipped ({self.consecutive_skips} in a row)"
+            self._event(
+                {"step": step, "event": "skipped step", "skipped": self.skipped, "consecutive": self.consecutive_skips, "message": msg}
+            )
+            return
         where = (
             f"the last good checkpoint (step {self.last_ckpt_step}) is kept"
             if self.last_ckpt_step is not None
             else "no checkpoint was written yet"
         )
+        after = f" after {self.tc.max_consecutive_skips} skipped steps in a row" if self.tc.on_nonfinite == "skip" else ""
         msg = (
-            f"non-finite loss at step {self.step + 1} ({bad}); training stopped and {where} in {self.run_dir}. "
-            "Try a lower train.lr or train.grad_clip."
+            f"non-finite loss at step {step} ({fault}){after}; training stopped and {where} in {self.run_dir}. "
+            "Try a lower train.lr or train.grad_clip"
+            + (", or train.on_nonfinite=skip to skip such steps." if self.tc.on_nonfinite == "stop" else ".")
         )
+        self._event({"step": step, "event": "non-finite loss", "message": msg})
+        raise TrainingError(msg)
+
+    def _event(self, row: dict[str, Any]) -> None:
         if self.dist.is_main:
             with open(self.run_dir / rundir.METRICS, "a") as f:
-                f.write(json.dumps({"step": self.step + 1, "event": "non-finite loss", "message": msg}) + "\n")
-        raise TrainingError(msg)
+                f.write(json.dumps(row) + "\n")
 
     def leave_group(self, *, together: bool = True) -> None:
         """Leave the process group (a no-op for one process). The DDP wrapper goes first, while the group and the
@@ -488,9 +688,12 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
+        desc = self.run_dir.name
+        if self.device.type == "cpu":
+            desc += f" (cpu, {torch.get_num_threads()} threads)"
         if self.tc.max_steps:
-            return tqdm(total=self.tc.max_steps, initial=self.step, unit="step", dynamic_ncols=True, desc=self.run_dir.name)
-        return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=self.run_dir.name)
+            return tqdm(total=self.tc.max_steps, initial=self.step, unit="step", dynamic_ncols=True, desc=desc)
+        return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=desc)
 
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto") -> TrainResult:

@@ -6,7 +6,14 @@ from __future__ import annotations
 import torch
 
 from genlab.errors import ConfigError
-from genlab.models.distributions import rand
+from genlab.models.base import SampleOption
+from genlab.noise import rand
+
+DECODING_OPTIONS = (
+    SampleOption("temperature", float, "sampling temperature (> 0)"),
+    SampleOption("top_k", int, "keep the k most likely tokens"),
+    SampleOption("top_p", float, "nucleus sampling: keep the most likely tokens holding this mass"),
+)
 
 
 def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -17,7 +24,6 @@ def check_decoding(temperature: float, top_k: int | None, top_p: float | None) -
         raise ConfigError(f"top_k must be >= 1, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
-
 
 
 def start_tokens(model, y: torch.Tensor | None, n: int) -> torch.Tensor:

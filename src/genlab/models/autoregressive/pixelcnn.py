@@ -13,8 +13,8 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import check_decoding, sample_categorical, sample_levels
-from genlab.models.base import Batch, GenerativeModel
+from genlab.models.autoregressive._sampling import DECODING_OPTIONS, check_decoding, sample_categorical, sample_levels
+from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.models.distributions import BernoulliHead, DiscretizedLogisticMixtureHead, LikelihoodHead, Params
 from genlab.nn.masked import GatedPixelCNN, assert_causal
 from genlab.registry import register_model
@@ -120,6 +120,10 @@ class PixelCNN(GenerativeModel):
     family = "autoregressive"
     likelihood = "exact"
 
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return DECODING_OPTIONS
+
     def __init__(self, config: PixelCNNConfig, spec: DataSpec):
         super().__init__(config, spec)
         self.head_kind = resolve_head(config, spec)
@@ -189,7 +193,7 @@ class PixelCNN(GenerativeModel):
         `temperature` T draws each sub-pixel from p(x_i | x_<i)^(1/T) / Z over its discrete levels (T < 1 sharpens,
         T -> 0 is greedy decoding); `top_k` / `top_p` keep only the likeliest levels. With the defaults the head's
         own sampler runs (the same draws as before these options existed)."""
-        self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p"], "PixelCNN")
+        self.check_sample_kwargs(kwargs)
         self.check_sample_labels(labels)
         check_decoding(temperature, top_k, top_p)
         plain = temperature == 1.0 and top_k is None and top_p is None

@@ -12,8 +12,15 @@ import torch
 
 from genlab.config import ModelConfig, param
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical, start_tokens
-from genlab.models.base import Batch, GenerativeModel
+from genlab.models.autoregressive._sampling import (
+    DECODING_OPTIONS,
+    at_least_float32,
+    check_decoding,
+    filter_logits,
+    sample_categorical,
+    start_tokens,
+)
+from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
 from genlab.spec import DataSpec
@@ -95,6 +102,10 @@ class Transformer(GenerativeModel):
 
     family = "autoregressive"
     likelihood = "exact"
+
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return (*DECODING_OPTIONS, SampleOption("cache", bool, "reuse attention keys and values across steps (KV cache)"))
 
     def __init__(self, config: TransformerConfig, spec: DataSpec):
         super().__init__(config, spec)
@@ -234,7 +245,7 @@ class Transformer(GenerativeModel):
 
         `temperature` divides the logits, `top_k` keeps the k likeliest tokens, `top_p` the smallest set of
         probability >= p; `cache=False` recomputes the whole prefix each step (slower; the same tokens)."""
-        self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p", "cache"], "Transformer")
+        self.check_sample_kwargs(kwargs)
         self.check_sample_labels(labels)
         eos = 0 if self.spec.encoding == "tokens" else None
         s = start_tokens(self, labels, n)

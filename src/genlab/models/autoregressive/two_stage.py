@@ -14,9 +14,16 @@ from torch import nn
 
 from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical, start_tokens
+from genlab.models.autoregressive._sampling import (
+    DECODING_OPTIONS,
+    at_least_float32,
+    check_decoding,
+    filter_logits,
+    sample_categorical,
+    start_tokens,
+)
 from genlab.models.autoregressive.transformer import generate
-from genlab.models.base import Batch, GenerativeModel, Phase
+from genlab.models.base import Batch, GenerativeModel, Phase, SampleOption
 from genlab.models.vae.vqvae import VQVAE, VQVAEConfig
 from genlab.nn.masked import GatedPixelCNN, assert_causal
 from genlab.nn.transformer import CausalTransformer
@@ -58,6 +65,10 @@ class VQVAEPrior(GenerativeModel):
     family = "autoregressive"
     likelihood = "bound"
     bound_name = "ELBO, one-hot posterior, learned prior over codes"
+
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return DECODING_OPTIONS
 
     def __init__(self, config: VQVAEPriorConfig, spec: DataSpec):
         super().__init__(config, spec)
@@ -184,7 +195,7 @@ class VQVAEPrior(GenerativeModel):
         **kwargs,
     ) -> torch.Tensor:
         """Codes from the prior (with `temperature`, `top_k`, `top_p`), decoded by the VQ-VAE: (n, C, H, W) in [-1, 1]."""
-        self.check_sample_kwargs(kwargs, ["temperature", "top_k", "top_p"], "VQ-VAE + prior")
+        self.check_sample_kwargs(kwargs)
         self.check_sample_labels(labels)
         return self.vqvae.decode(self.sample_codes(n, labels, generator, temperature, top_k, top_p))
 

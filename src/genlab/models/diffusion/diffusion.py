@@ -17,16 +17,17 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from genlab import registry
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.base import Batch, GenerativeModel
+from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.models.diffusion import schedules
 from genlab.models.diffusion.vlb import variational_bound
 from genlab.nn.unet import MLPDenoiser, UNet
+from genlab.noise import randn
 from genlab.registry import register_model
+from genlab.samplers.diffusion import run
 from genlab.spec import DataSpec
-
-SAMPLE_OPTIONS = ("sampler", "steps", "guidance", "eta", "s_churn", "s_noise", "lowres", "progress")
 
 
 @dataclass
@@ -119,6 +120,23 @@ class DiffusionModel(GenerativeModel):
     likelihood = "bound"
     bound_name = "VLB"
 
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        """The sampler, its steps and guidance, and every option a registered sampler declares (`options=`)."""
+        names = ", ".join(registry.list_samplers())
+        own = (
+            SampleOption("sampler", str, f"diffusion sampler: {names}"),
+            SampleOption("steps", int, "number of function evaluations of the sampler"),
+            SampleOption("guidance", float, "classifier-free guidance scale (conditional models)"),
+            SampleOption("lowres", torch.Tensor, "low-resolution images to condition on (super-resolution)"),
+            SampleOption("progress", bool, "show a progress bar"),
+        )
+        takes: dict[str, list[str]] = {}
+        for name in registry.list_samplers():
+            for o in registry.sampler(name).options:
+                takes.setdefault(o, []).append(name)
+        return own + tuple(SampleOption(o, float, f"option of the {', '.join(who)} sampler") for o, who in sorted(takes.items()))
+
     def __init__(self, config: DiffusionConfig, spec: DataSpec):
         super().__init__(config, spec)
         cfg = config
@@ -134,10 +152,7 @@ class DiffusionModel(GenerativeModel):
             raise ConfigError("model.lowres (super-resolution) needs images; set model.lowres=0 for vector data")
         if cfg.lowres and any(s % cfg.lowres for s in spec.shape[1:]):
             raise ConfigError(f"model.lowres={cfg.lowres} must divide the image size {spec.shape[1:]}")
-        if cfg.sampler not in ("ddpm", "ddim", "euler", "heun", "dpmpp_2m"):
-            from genlab import registry
-
-            registry.sampler(cfg.sampler)  # a clear error naming the closest sampler
+        registry.sampler(cfg.sampler)  # a clear error naming the closest sampler
         K = spec.num_classes if cfg.conditional else 0
         self.null_label = K
         if net == "unet":
@@ -336,10 +351,7 @@ class DiffusionModel(GenerativeModel):
 
         >>> model.sample(16, sampler="dpmpp_2m", steps=10, generator=torch.Generator().manual_seed(0))  # doctest: +SKIP
         """
-        from genlab.models.distributions import randn
-        from genlab.samplers.diffusion import run
-
-        self.check_sample_kwargs(kwargs, SAMPLE_OPTIONS, "Diffusion")
+        self.check_sample_kwargs(kwargs)
         name = kwargs.pop("sampler", None) or self.config.sampler
         steps = kwargs.pop("steps", None) or (self.num_timesteps if name == "ddpm" else self.config.steps)
         den = self.denoiser(labels, kwargs.pop("guidance", None), kwargs.pop("lowres", None))

@@ -6,22 +6,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genlab.config import ModelConfig
+from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.base import Batch, GenerativeModel
-from genlab.models.distributions import LOG_2PI, randn
+from genlab.models.base import Batch, GenerativeModel, SampleOption
+from genlab.models.distributions import LOG_2PI
 from genlab.models.flow.transforms import (
     Squeeze,
     Transform,
     UniformDequantization,
     VariationalDequantization,
 )
+from genlab.noise import randn
 from genlab.spec import DataSpec
 
 Tensor = torch.Tensor
@@ -103,6 +105,19 @@ def image_levels(spec: DataSpec, levels: int, key: str = "model.levels") -> int:
     return levels
 
 
+@dataclass
+class FlowConfig(ModelConfig):
+    """What every flow's config has: class conditioning and, for 8-bit data left quantised, the dequantisation."""
+
+    conditional: bool = param(False, help="class-conditional flow (labels required)")
+    condition: Condition = param(
+        "both", help="conditional: the class enters the base distribution (a mean and scale per class), the transforms' nets, or both"
+    )
+    dequantization: Literal["uniform", "variational"] = param(
+        "uniform", help="8-bit data with data.dequantize=false: the flow dequantises them itself (a bound); variational = Flow++"
+    )
+
+
 class FlowModel(GenerativeModel):
     """Base of the flow family: subclasses build `self.flow` (a Transform from data x to a flat z of dim D) in
     __init__ and call `self._setup_base()`. log p(x | y) = log N(z; mu_y, diag sigma_y^2) + log|det dz/dx|, where the
@@ -118,22 +133,28 @@ class FlowModel(GenerativeModel):
     bound_name = ""
     flow: Transform
 
-    def __init__(self, config: ModelConfig, spec: DataSpec):
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return (SampleOption("temperature", float, "scale of the base density's standard deviation"),)
+
+    config: FlowConfig
+
+    def __init__(self, config: FlowConfig, spec: DataSpec):
         super().__init__(config, spec)
         if spec.encoding == "binary":
             raise ConfigError(
                 f"model.name={config.name!r}: a flow is a density over continuous values, but the data are binarised; "
                 "set data.binarize=false (8-bit images are dequantised)"
             )
-        if getattr(config, "conditional", False) and spec.num_classes == 0:
+        if config.conditional and spec.num_classes == 0:
             raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
         self.dequantizer: nn.Module | None = None
         if spec.encoding == "8bit" and not spec.dequantized:
-            kind = getattr(config, "dequantization", "uniform")
+            kind = config.dequantization
             self.dequantizer = VariationalDequantization(spec.shape[0]) if kind == "variational" else UniformDequantization()
             self.likelihood = "bound"
             self.bound_name = f"{kind} dequantisation"
-        elif getattr(config, "dequantization", "uniform") == "variational":
+        elif config.dequantization == "variational":
             raise ConfigError(
                 "model.dequantization='variational' learns the dequantisation noise of 8-bit pixels, but the data are "
                 f"{'already dequantised' if spec.dequantized else 'not 8-bit images'}; "
@@ -142,7 +163,7 @@ class FlowModel(GenerativeModel):
 
     @property
     def condition(self) -> Condition:
-        return getattr(self.config, "condition", "coupling")
+        return self.config.condition
 
     @property
     def context_dim(self) -> int:
@@ -219,7 +240,7 @@ class FlowModel(GenerativeModel):
         self, n: int, *, labels: Tensor | None = None, generator: torch.Generator | None = None, temperature: float = 1.0, **kwargs
     ) -> Tensor:
         """n examples x = f^{-1}(z), z ~ N(mu_y, (temperature * sigma_y)^2) (temperature < 1 trades diversity for quality)."""
-        self.check_sample_kwargs(kwargs, ["temperature"], type(self).__name__)
+        self.check_sample_kwargs(kwargs)
         if not temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         self.check_sample_labels(labels)

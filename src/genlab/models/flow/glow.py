@@ -9,9 +9,9 @@ from typing import Literal
 
 import torch
 
-from genlab.config import ModelConfig, param
+from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.flow.base import Condition, FlowModel, MultiScaleFlow, image_levels
+from genlab.models.flow.base import FlowConfig, FlowModel, MultiScaleFlow, image_levels
 from genlab.models.flow.realnvp import conv_net, elementwise
 from genlab.models.flow.transforms import ActNorm, AffineMap, Compose, Coupling, Logit, LUInvertibleLinear
 from genlab.registry import register_model
@@ -19,7 +19,7 @@ from genlab.spec import DataSpec
 
 
 @dataclass
-class GlowConfig(ModelConfig):
+class GlowConfig(FlowConfig):
     """Glow for 28/32 px grayscale or RGB images."""
 
     name: str = param("glow", help="model name")
@@ -31,13 +31,6 @@ class GlowConfig(ModelConfig):
     learned_prior: bool = param(True, help="split prior p(z_i | h_i) learned from the kept half (else N(0, I))")
     preprocess: Literal["none", "logit"] = param("none", help="logit pre-processing of [-1, 1] (its Jacobian is in log_prob)")
     alpha: float = param(0.05, ge=0, lt=0.5, help="logit: pixels are squeezed into [alpha, 1 - alpha] before the logit")
-    dequantization: Literal["uniform", "variational"] = param(
-        "uniform", help="8-bit data with data.dequantize=false: the flow dequantises them itself (a bound); variational = Flow++"
-    )
-    conditional: bool = param(False, help="class-conditional flow (labels required)")
-    condition: Condition = param(
-        "both", help="conditional: the class enters the base distribution (Glow's class prior), the couplings, or both"
-    )
 
 
 @register_model("glow", GlowConfig)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from genlab.config import ModelConfig, param
-from genlab.models.flow.base import Condition, FlowModel
+from genlab.config import param
+from genlab.models.flow.base import FlowConfig, FlowModel
 from genlab.models.flow.realnvp import check_vector_dim
 from genlab.models.flow.transforms import AffineMap, Autoregressive, BatchNormFlow, Compose
 from genlab.registry import register_model
@@ -16,7 +16,7 @@ from genlab.spec import DataSpec
 
 
 @dataclass
-class MAFConfig(ModelConfig):
+class MAFConfig(FlowConfig):
     """MAF for vectors: density evaluation in one pass, sampling in D passes."""
 
     name: str = param("maf", help="model name")
@@ -24,8 +24,6 @@ class MAFConfig(ModelConfig):
     hidden: tuple[int, ...] = param((128, 128), ge=1, help="hidden widths of each MADE (at least one layer)")
     batchnorm: bool = param(False, help="a batch-norm flow layer after each autoregressive layer (as in the MAF paper)")
     clamp: float = param(3.0, gt=0, help="log-scales are soft-clamped to (-clamp, clamp)")
-    conditional: bool = param(False, help="class-conditional flow (labels required)")
-    condition: Condition = param("both", help="conditional: the class enters the base distribution, the MADEs, or both")
 
     def validate(self) -> None:
         from genlab.errors import ConfigError

@@ -8,9 +8,9 @@ from typing import Literal
 
 import torch
 
-from genlab.config import ModelConfig, param
+from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.flow.base import Condition, FlowModel
+from genlab.models.flow.base import FlowConfig, FlowModel
 from genlab.models.flow.realnvp import check_vector_dim, mlp_net
 from genlab.models.flow.transforms import Autoregressive, Compose, Coupling, Permutation, SplineMap
 from genlab.registry import register_model
@@ -18,7 +18,7 @@ from genlab.spec import DataSpec
 
 
 @dataclass
-class NSFConfig(ModelConfig):
+class NSFConfig(FlowConfig):
     """Neural spline flow for vectors: spline couplings or autoregressive splines."""
 
     name: str = param("nsf", help="model name")
@@ -27,8 +27,6 @@ class NSFConfig(ModelConfig):
     hidden: tuple[int, ...] = param((128, 128), ge=1, help="hidden widths of each coupling MLP / MADE")
     bins: int = param(8, ge=2, help="spline bins K on [-bound, bound]: the resolution (sharp modes and edges need more, e.g. 16)")
     bound: float = param(5.0, gt=0, help="the splines act on [-bound, bound] (identity outside); the data must lie inside")
-    conditional: bool = param(False, help="class-conditional flow (labels required)")
-    condition: Condition = param("both", help="conditional: the class enters the base distribution, the nets, or both")
 
     def validate(self) -> None:
         if self.variant == "autoregressive" and not self.hidden:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from genlab.config import ModelConfig, param
+from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.flow.base import Condition, FlowModel, MultiScaleFlow, image_levels
+from genlab.models.flow.base import FlowConfig, FlowModel, MultiScaleFlow, image_levels
 from genlab.models.flow.transforms import (
     ActNorm,
     AdditiveMap,
@@ -30,7 +30,7 @@ Norm = Literal["none", "actnorm", "batchnorm"]
 
 
 @dataclass
-class RealNVPConfig(ModelConfig):
+class RealNVPConfig(FlowConfig):
     """RealNVP for vectors (MLP couplings) and images (multi-scale, conv couplings)."""
 
     name: str = param("realnvp", help="model name")
@@ -44,11 +44,6 @@ class RealNVPConfig(ModelConfig):
     clamp: float = param(3.0, gt=0, help="affine: log-scales are soft-clamped to (-clamp, clamp)")
     preprocess: Literal["logit", "none"] = param("logit", help="images: logit pre-processing of [-1, 1] (its Jacobian is in log_prob)")
     alpha: float = param(0.05, ge=0, lt=0.5, help="logit: pixels are squeezed into [alpha, 1 - alpha] before the logit")
-    dequantization: Literal["uniform", "variational"] = param(
-        "uniform", help="8-bit data with data.dequantize=false: the flow dequantises them itself (a bound); variational = Flow++"
-    )
-    conditional: bool = param(False, help="class-conditional flow (labels required)")
-    condition: Condition = param("both", help="conditional: the class enters the base distribution, the coupling nets, or both")
 
 
 def norm_layer(kind: Norm, channels: int) -> list[Transform]:
@@ -125,4 +120,3 @@ class RealNVP(FlowModel):
                 DataSpec((3, 4, 4), num_classes=3, encoding="8bit"),
             ),
         ]
-

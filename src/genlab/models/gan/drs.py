@@ -20,7 +20,7 @@ from collections.abc import Callable
 import torch
 
 from genlab.errors import ConfigError, GenlabError
-from genlab.models.distributions import rand
+from genlab.noise import rand
 
 EPS = 1e-6
 MAX_PROPOSALS_PER_SAMPLE = 200

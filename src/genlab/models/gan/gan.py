@@ -15,8 +15,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError, did_you_mean
-from genlab.models.base import Batch, GenerativeModel, Phase
-from genlab.models.distributions import randn
+from genlab.models.base import Batch, GenerativeModel, Phase, SampleOption
 from genlab.models.gan.augment import AUGMENTS, diff_augment
 from genlab.models.gan.drs import check_quantile as check_drs_quantile
 from genlab.models.gan.drs import rejection_sample
@@ -31,6 +30,7 @@ from genlab.nn.gan_nets import (
     ResNetGenerator,
     apply_spectral_norm,
 )
+from genlab.noise import randn
 from genlab.registry import register_model
 from genlab.spec import DataSpec
 
@@ -51,8 +51,10 @@ class GANConfig(ModelConfig):
     net: Literal["auto", "mlp", "dcgan", "resnet"] = param("auto", help="auto = dcgan for images, mlp for vectors")
     latent_dim: int = param(128, ge=1, help="dimension of z")
     latent_components: int = param(
-        0, ge=0, help="0: z ~ N(0, I); K > 0: z ~ a mixture of K Gaussians N(c_k, latent_std^2 I), centres c_k ~ N(0, I) fixed at init "
-        "(DeLiGAN's latent for disconnected data: G can send each component to one mode, leaving no latent mass between modes)"
+        0,
+        ge=0,
+        help="0: z ~ N(0, I); K > 0: z ~ a mixture of K Gaussians N(c_k, latent_std^2 I), centres c_k ~ N(0, I) fixed at init "
+        "(DeLiGAN's latent for disconnected data: G can send each component to one mode, leaving no latent mass between modes)",
     )
     latent_std: float = param(0.1, gt=0, help="latent_components > 0: the standard deviation of each component")
     g_channels: tuple[int, ...] = param((64, 128), ge=1, help="dcgan/resnet G: widths per level, highest resolution first")
@@ -71,8 +73,9 @@ class GANConfig(ModelConfig):
         1, ge=1, help="PacGAN: D scores packs of this many samples concatenated (all real or all fake); batch_size must be a multiple"
     )
     drs: bool = param(
-        False, help="discriminator rejection sampling (Azadi et al. 2019): also train a per-sample critic R (D's architecture, "
-        "unpacked, logistic loss, no penalties) whose logit estimates log p_data / p_G, and sample by rejection with it"
+        False,
+        help="discriminator rejection sampling (Azadi et al. 2019): also train a per-sample critic R (D's architecture, "
+        "unpacked, logistic loss, no penalties) whose logit estimates log p_data / p_G, and sample by rejection with it",
     )
     drs_start: float = param(0.5, ge=0, lt=1, help="drs: R trains from this fraction of the budget on (it has to know the late G)")
     drs_quantile: float = param(
@@ -145,6 +148,14 @@ class GAN(GenerativeModel):
 
     family = "gan"
     likelihood = "none"
+
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return (
+            SampleOption("truncation", float, "truncation of the latent, in (0, 1]"),
+            SampleOption("drs", bool, "discriminator rejection sampling on or off (models trained with model.drs)"),
+            SampleOption("drs_quantile", float, "DRS: the acceptance quantile gamma"),
+        )
 
     def __init__(self, config: GANConfig, spec: DataSpec):
         super().__init__(config, spec)
@@ -351,7 +362,7 @@ class GAN(GenerativeModel):
 
         A model trained with model.drs = true filters its samples by discriminator rejection sampling (`drs=False`
         turns it off; `drs_quantile` overrides model.drs_quantile), see `genlab.models.gan.drs`."""
-        self.check_sample_kwargs(kwargs, ["truncation", "drs", "drs_quantile"], "GAN")
+        self.check_sample_kwargs(kwargs)
         psi = check_truncation(truncation)
         self.check_sample_labels(labels)
         use_drs = self.config.drs if drs is None else bool(drs)

@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.base import Batch, GenerativeModel
+from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.models.distributions import (
     BernoulliHead,
     DiscretizedLogisticHead,
@@ -27,7 +27,7 @@ from genlab.models.distributions import (
     randn,
     standard_normal_log_prob,
 )
-from genlab.nn.convnets import ConvDecoder, ConvEncoder, lowest_resolution
+from genlab.nn.convnets import ConvDecoder, ConvEncoder, check_levels
 from genlab.nn.functional import slerp
 from genlab.nn.mlp import MLP, Activation
 from genlab.registry import register_model
@@ -91,12 +91,7 @@ def resolve(cfg: VAEConfig, spec: DataSpec) -> tuple[Literal["conv", "mlp"], Dec
     if net == "conv":
         if not spec.is_image:
             raise ConfigError(f"model.net='conv' needs images, but the data are {_describe(spec)}; set model.net='mlp' (or 'auto')")
-        if not cfg.channels:
-            raise ConfigError("model.channels: a conv net needs at least one level, e.g. [32, 64]")
-        try:
-            lowest_resolution(spec.shape[1:], len(cfg.channels))
-        except ValueError as e:
-            raise ConfigError(f"model.channels={list(cfg.channels)}: {e}") from None
+        check_levels(cfg.channels, spec.shape[1:])
     decoder = cfg.decoder
     if decoder == "auto":
         decoder = {"binary": "bernoulli", "continuous": "gaussian"}.get(spec.encoding, "gaussian" if spec.dequantized else "logistic")
@@ -215,6 +210,13 @@ class VAE(GenerativeModel):
     likelihood = "bound"
     bound_name = "ELBO / IWAE-k"
     importance_weighted = True  # nll_bound(k > 1) tightens the bound; the harness reports ELBO and IWAE-k
+
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return (
+            SampleOption("temperature", float, "scale of the prior's standard deviation"),
+            SampleOption("mean", bool, "decode to E[x | z] (true) or draw x ~ p(x | z)"),
+        )
 
     def __init__(self, config: VAEConfig, spec: DataSpec):
         super().__init__(config, spec)
@@ -384,7 +386,7 @@ class VAE(GenerativeModel):
         `temperature` scales the prior's standard deviation: z ~ N(0, temperature^2 I), or for a learned mixture
         prior each component's standard deviation (the component is drawn from the learned weights).
         """
-        self.check_sample_kwargs(kwargs, ["temperature", "mean"], "VAE")
+        self.check_sample_kwargs(kwargs)
         self.check_sample_labels(labels)
         like = next(self.decoder.parameters())
         if self.config.prior == "standard":

@@ -17,7 +17,7 @@ from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
 from genlab.models.base import Batch, GenerativeModel
 from genlab.models.distributions import BernoulliHead, DiscretizedLogisticHead, DiscretizedLogisticMixtureHead, LikelihoodHead, Params
-from genlab.nn.convnets import ResBlock, lowest_resolution
+from genlab.nn.convnets import ResBlock, check_levels, lowest_resolution
 from genlab.registry import register_model
 from genlab.spec import DataSpec
 
@@ -51,12 +51,7 @@ def _resolve_decoder(cfg: VQVAEConfig, spec: DataSpec) -> str:
     decoder = cfg.decoder if cfg.decoder != "auto" else ("bernoulli" if spec.encoding == "binary" else "logistic")
     if (decoder == "bernoulli") != (spec.encoding == "binary"):
         raise ConfigError(f"model.decoder={decoder!r} does not fit {spec.encoding} pixels; set model.decoder='auto'")
-    if not cfg.channels:
-        raise ConfigError("model.channels: a VQ-VAE needs at least one level, e.g. [32, 64]")
-    try:
-        lowest_resolution(spec.shape[1:], len(cfg.channels))
-    except ValueError as e:
-        raise ConfigError(f"model.channels={list(cfg.channels)}: {e}") from None
+    check_levels(cfg.channels, spec.shape[1:], "a VQ-VAE")
     return decoder
 
 
@@ -276,7 +271,7 @@ class VQVAE(GenerativeModel):
     @torch.no_grad()
     def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
         """Decoded codes drawn uniformly: what the VQ-VAE alone generates (its prior is uniform); see vqvae_prior."""
-        self.check_sample_kwargs(kwargs, [], "VQ-VAE")
+        self.check_sample_kwargs(kwargs)
         dev = generator.device if generator is not None else torch.device("cpu")
         codes = torch.randint(self.quantizer.K, (n, *self.latent_shape), generator=generator, device=dev).to(self.device)
         return self.decode(codes)

@@ -1,10 +1,12 @@
-"""Training curves from metrics.jsonl (matplotlib PNG)."""
+"""Training curves from metrics.jsonl (matplotlib PNG, written atomically: redrawn while a run trains)."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+
+from genlab.checkpoint import atomic_write
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
@@ -40,7 +42,6 @@ def plot_curves(metrics_path: str | os.PathLike, out: str | os.PathLike, keys: l
         ax.tick_params(labelsize=7)
     fig.tight_layout()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    atomic_write(out, lambda tmp: fig.savefig(tmp, format="png"))  # a reader never sees half a picture
     plt.close(fig)
     return out

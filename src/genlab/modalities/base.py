@@ -1,0 +1,67 @@
+"""The Modality contract: what depends on the kind of data and on nothing else — sample-quality metrics, the sample
+writer and the preview picture. A DataSpec names its modality; the harness, the trainer and the CLI ask it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from genlab import registry
+from genlab.config import RunConfig
+from genlab.errors import ConfigError
+from genlab.spec import DataSpec
+
+
+class Modality:
+    """Base class of a registered modality (`@register_modality("image")`).
+
+    A subclass overrides what its data need:
+      - `sample_metrics(model, cfg, test, sample_kwargs) -> (numbers, conventions)`: the domain's sample-quality
+        metrics against the test split (FID for images, MMD and mode coverage for 2D points, ...);
+      - `write(x, labels, path, spec) -> Path`: a sample file in one of `suffixes`;
+      - `preview(x, path, spec=..., labels=..., reference=...) -> Path`: the picture (or listing) shown during
+        training, in reports and in the studio; `preview_count(n)` says how many samples it wants.
+    """
+
+    name: ClassVar[str] = ""
+    suffixes: ClassVar[tuple[str, ...]] = (".npz",)
+
+    def preview_count(self, requested: int) -> int:
+        """How many samples a preview shows, given the run's `train.n_samples`."""
+        return requested
+
+    def preview(
+        self, x: torch.Tensor, path: str | os.PathLike, *, spec: DataSpec, labels: torch.Tensor | None = None, reference: Any = None
+    ) -> Path:
+        raise NotImplementedError(f"the {self.name!r} modality has no preview")
+
+    def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
+        """(numbers, conventions) of the model's samples against `test`; none by default."""
+        return {}, {}
+
+    def arrays(self, x: torch.Tensor, spec: DataSpec) -> dict[str, np.ndarray]:
+        """The arrays of an .npz sample file (labels are added by `write`)."""
+        return {"samples": x.float().numpy()}
+
+    def write(self, x: torch.Tensor, labels: torch.Tensor | None, path: str | os.PathLike, spec: DataSpec) -> Path:
+        """Write samples to `path`: .npz (the modality's arrays and `labels`), or the preview's own suffix."""
+        path = Path(path)
+        if path.suffix not in self.suffixes:
+            raise ConfigError(f"--out {path}: expected a {' or '.join(self.suffixes)} file name for {self.name} samples")
+        if path.suffix != ".npz":
+            return self.preview(x, path, spec=spec, labels=labels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = self.arrays(x, spec)
+        if labels is not None:
+            arrays["labels"] = labels.numpy()
+        np.savez_compressed(path, **arrays)
+        return path
+
+
+def modality_of(spec: DataSpec) -> Modality:
+    """The registered modality a data spec names."""
+    return registry.modality(spec.modality)

@@ -1,0 +1,41 @@
+"""Rebuild a trained model from its run directory: the resolved config, the weights and the data spec in their header."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from genlab import checkpoint as ckpt
+from genlab.errors import CheckpointError
+from genlab.models import GenerativeModel, build_model
+from genlab.spec import DataSpec
+
+
+def load_run(run_dir: str | os.PathLike, *, ema: bool = True, device: str | torch.device = "cpu") -> GenerativeModel:
+    """The model of a run directory (the EMA weights when present), in eval mode, with its RunContext (config,
+    steps trained) set as `genlab.train` sets it.
+
+    >>> model = load_run("runs/vae_fmnist")   # doctest: +SKIP
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist")
+    cfg = ckpt.read_run_config(run_dir)
+    path = run_dir / (ckpt.EMA_WEIGHTS if ema and (run_dir / ckpt.EMA_WEIGHTS).is_file() else ckpt.WEIGHTS)
+    meta = ckpt.read_metadata(path)
+    if meta.get("model") != cfg.model.name:
+        raise CheckpointError(f"{path} holds a {meta.get('model')!r} model but {run_dir / ckpt.CONFIG} names {cfg.model.name!r}")
+    if "spec" not in meta:
+        raise CheckpointError(f"{path} lacks the data spec in its header; it was not written by genlab's trainer")
+    spec = DataSpec.from_dict(json.loads(meta["spec"]))
+    model = build_model(cfg.model, spec, cfg, int(meta.get("step", 0)))
+    ckpt.load_weights(path, model)
+    return model.to(device).eval()
+
+
+def as_model(model_or_run: GenerativeModel | str | os.PathLike, device: str | torch.device = "cpu") -> GenerativeModel:
+    """A model as it is, or the model of a run directory."""
+    return model_or_run if isinstance(model_or_run, GenerativeModel) else load_run(model_or_run, device=device)
