@@ -6,7 +6,9 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 from genlab import registry
 from genlab.errors import ConfigError, GenlabError, TrainingError
@@ -102,8 +104,13 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
 
 def _cmd_list(a: argparse.Namespace) -> int:
-    from genlab.config import describe
+    from genlab.config import DataConfig, EvalConfig, TrainConfig, describe
 
+    if a.verbose:
+        for section, cls in (("data", DataConfig), ("train", TrainConfig), ("eval", EvalConfig)):
+            print(f"[{section}]")
+            for key, tp, default, help_ in describe(cls):
+                print(f"           {section}.{key:<18} {tp:<28} = {default!r:<14} {help_}")
     for name in registry.list_models():
         cfg_cls, cls = registry.model(name)
         print(f"model    {name:<20} {cls.family:<15} likelihood: {cls.likelihood}")
@@ -183,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_cmd_eval)
 
     li = sub.add_parser("list", help="list models, datasets and samplers", description="List what the registry holds.")
-    li.add_argument("-v", "--verbose", action="store_true", help="also list every model's config keys")
+    li.add_argument("-v", "--verbose", action="store_true", help="also list every config key and sampling option")
     li.set_defaults(fn=_cmd_list)
 
     b = sub.add_parser(
@@ -238,8 +245,14 @@ def set_threads(a: argparse.Namespace) -> None:
         torch.set_num_threads(a.threads)
 
 
+def format_warning(message: Warning | str, category: type, filename: str, lineno: int, line: Any = None) -> str:
+    """A warning as one readable line, without Python's source path and category."""
+    return f"genlab: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(build_parser(), argv)
+    shown, warnings.formatwarning = warnings.formatwarning, format_warning
     try:
         return args.fn(args)
     except TrainingError as e:
@@ -251,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ images, MMD and mode coverage for 2D points, ...), written to eval.json with eve
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -84,9 +85,30 @@ def evaluate_model(
         if "true_nll" in result and "nll" in result:
             result["kl_gap"] = result["nll"] - result["true_nll"]
     result["conventions"] = conventions
+    result = strict(_plain(result))
     if out_dir is not None:
-        ckpt.atomic_write_text(Path(out_dir) / "eval.json", json.dumps(_plain(result), indent=2) + "\n")
+        ckpt.atomic_write_text(Path(out_dir) / "eval.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
+
+
+def strict(result: dict[str, Any]) -> dict[str, Any]:
+    """Non-finite numbers (JSON has none) become null, and `conventions["not_finite"]` says what each one was."""
+    bad: dict[str, str] = {}
+
+    def clean(x: Any, path: str) -> Any:
+        if isinstance(x, dict):
+            return {k: clean(v, f"{path}.{k}" if path else k) for k, v in x.items()}
+        if isinstance(x, list):
+            return [clean(v, f"{path}[{i}]") for i, v in enumerate(x)]
+        if isinstance(x, float) and not math.isfinite(x):
+            bad[path] = str(x)
+            return None
+        return x
+
+    out = clean(result, "")
+    if bad:
+        out.setdefault("conventions", {})["not_finite"] = bad
+    return out
 
 
 def _plain(x: Any) -> Any:

@@ -57,7 +57,7 @@ def add_app_parser(
     p.add_argument("--out", default=out, help=out_help)
     if sampler_help is not None:
         p.add_argument("--sampler", default=sampler, help=sampler_help)
-    p.add_argument("--steps", type=int, default=steps, help=f"function evaluations / grid steps (default {steps or 'the model s'})")
+    p.add_argument("--steps", type=int, default=steps, help=f"function evaluations / grid steps (default: {steps or 'the model’s own'})")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (default 0)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     return p

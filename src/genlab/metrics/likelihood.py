@@ -63,7 +63,7 @@ def likelihood_report(nll_nats_per_example: torch.Tensor, spec: DataSpec, *, exa
     """Summarise per-example NLLs (nats, the model's own scale) under the one convention.
 
     Returns {"nll" (exact) or "nll_bound": mean nats, "bits_per_dim", "nll_sem": standard error of the
-    mean nats, "likelihood": "exact" | "bound", "bound": `bound_name` (e.g. "elbo", "iwae-64", "vlb"),
+    mean nats, "likelihood": "exact" | "bound", for a bound "bound": `bound_name` (e.g. "elbo", "iwae-64", "vlb"),
     "convention": how bits/dim was computed, "n": number of examples}.
 
     >>> spec = DataSpec(shape=(1, 2, 2), encoding="8bit", dequantized=True)
@@ -77,7 +77,7 @@ def likelihood_report(nll_nats_per_example: torch.Tensor, spec: DataSpec, *, exa
         raise ValueError(f"{int(torch.isnan(nll).sum())} of {nll.numel()} per-example NLLs are NaN")
     mean = nll.mean().item()
     sem = (nll.std() / math.sqrt(nll.numel())).item() if nll.numel() > 1 else float("nan")
-    return {
+    out = {
         "nll" if exact else "nll_bound": mean,
         "bits_per_dim": bits_per_dim(mean, spec),
         "nll_sem": sem,
@@ -86,6 +86,9 @@ def likelihood_report(nll_nats_per_example: torch.Tensor, spec: DataSpec, *, exa
         "convention": convention(spec),
         "n": nll.numel(),
     }
+    if exact:
+        del out["bound"]  # an exact likelihood is no bound
+    return out
 
 
 @torch.no_grad()

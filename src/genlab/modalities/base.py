@@ -24,11 +24,17 @@ class Modality:
         metrics against the test split (FID for images, MMD and mode coverage for 2D points, ...);
       - `write(x, labels, path, spec) -> Path`: a sample file in one of `suffixes`;
       - `preview(x, path, spec=..., labels=..., reference=...) -> Path`: the picture (or listing) shown during
-        training, in reports and in the studio; `preview_count(n)` says how many samples it wants.
+        training, in reports and in the studio; `preview_count(n)` says how many samples it wants;
+      - `headline`: the eval.json keys a report shows for this kind of data beside the shared columns.
     """
 
     name: ClassVar[str] = ""
     suffixes: ClassVar[tuple[str, ...]] = (".npz",)
+    headline: ClassVar[tuple[tuple[str, str], ...]] = ()  # (eval.json key, label) of the domain's numbers for reports
+
+    def summary(self, result: dict[str, Any], fmt: Any = lambda key, v: f"{v:.4g}") -> list[str]:
+        """ "label value" for each `headline` number present in an eval.json `result` (formatted by `fmt(key, value)`)."""
+        return [f"{label} {fmt(key, result[key])}" for key, label in self.headline if isinstance(result.get(key), (int, float))]
 
     def preview_count(self, requested: int) -> int:
         """How many samples a preview shows, given the run's `train.n_samples`."""

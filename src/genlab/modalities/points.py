@@ -44,6 +44,14 @@ def save_scatter(points: torch.Tensor, path: str | os.PathLike, reference: torch
 @register_modality("points")
 class PointsModality(Modality):
     suffixes = (".png", ".npz")
+    headline = (("modes_covered", "modes"), ("high_quality", "high-quality"), ("mmd", "MMD"), ("kl_gap", "KL gap"))
+
+    def summary(self, result: dict[str, Any], fmt: Any = lambda key, v: f"{v:.4g}") -> list[str]:
+        """As the base, with the modes covered out of the mixture's modes."""
+        parts = super().summary(result, fmt)
+        if isinstance(result.get("modes_covered"), int) and result.get("n_modes"):
+            parts[0] = f"modes {result['modes_covered']}/{result['n_modes']}"
+        return parts
 
     def preview_count(self, requested: int) -> int:
         return 2000  # a scatter needs many points

@@ -34,6 +34,7 @@ def write_lines(lines: list[str], path: str | os.PathLike) -> Path:
 @register_modality("tokens")
 class TokensModality(Modality):
     suffixes = (".txt", ".npz")
+    headline = (("unique", "unique"), ("novel", "novel"), ("mean_length", "length"))
 
     def preview_count(self, requested: int) -> int:
         return 2000

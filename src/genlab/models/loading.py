@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -33,7 +34,24 @@ def load_run(run_dir: str | os.PathLike, *, ema: bool = True, device: str | torc
     spec = DataSpec.from_dict(json.loads(meta["spec"]))
     model = build_model(cfg.model, spec, cfg, int(meta.get("step", 0)))
     ckpt.load_weights(path, model)
+    check_sibling(run_dir, path, meta)
     return model.to(device).eval()
+
+
+def check_sibling(run_dir: Path, read: Path, meta: dict[str, str]) -> None:
+    """Warn when the weights file that was not read (model or EMA) is damaged or from another step than the one read:
+    the run cannot then be resumed (or loaded with the other weights) as it is."""
+    for name in (ckpt.WEIGHTS, ckpt.EMA_WEIGHTS):
+        other = run_dir / name
+        if other == read or not other.is_file():
+            continue
+        try:
+            other_meta = ckpt.read_metadata(other)
+        except CheckpointError as e:
+            warnings.warn(f"{other} is damaged ({e}); the samples come from {read.name}, but the run cannot be resumed as it is")
+            continue
+        if other_meta.get("step") != meta.get("step"):
+            warnings.warn(f"{other} is at step {other_meta.get('step')}, {read.name} at step {meta.get('step')}: the run was cut mid-save")
 
 
 def as_model(model_or_run: GenerativeModel | str | os.PathLike, device: str | torch.device = "cpu") -> GenerativeModel:

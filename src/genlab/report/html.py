@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab import checkpoint as ckpt
+from genlab import registry
 from genlab.errors import CheckpointError
 from genlab.train import rundir
 from genlab.train.curves import plot_curves
@@ -120,6 +121,14 @@ def _metric(key: str) -> Callable[[RunEntry], str]:
     return lambda r: format_value(key, r.get(key))
 
 
+def _domain(r: RunEntry) -> str:
+    """The run's modality's own headline numbers (modes covered for the 2D mixtures, validity for molecules, ...)."""
+    name = r.info.get("modality")
+    if name not in registry.list_modalities():
+        return MISSING
+    return "; ".join(registry.modality(name).summary(r.eval, format_value)) or MISSING
+
+
 def _run_name(r: RunEntry) -> str:
     return f"{r.name} (interrupted)" if r.info.get("status") == "interrupted" else r.name
 
@@ -141,6 +150,7 @@ COLUMNS: list[tuple[str, Callable[[RunEntry], str], bool]] = [
     ("coverage ↑", _metric("coverage"), False),
     ("bits/dim ↓", _bits_per_dim, False),
     ("s/sample ↓", _metric("seconds_per_sample"), False),
+    ("domain metrics", _domain, True),
 ]
 LEGEND = (
     "Sorted by FID, then (runs without FID) by bits/dim. ↓ lower is better, ↑ higher is better; "

@@ -20,6 +20,7 @@ def run_info(run_dir: str | os.PathLike) -> dict[str, Any]:
         model = load_run(run_dir)
         out["step"] = model.run.steps
         out["family"] = model.family
+        out["modality"] = model.spec.modality
         out["parameters"] = sum(p.numel() for p in model.parameters())
     else:
         out["step"] = 0

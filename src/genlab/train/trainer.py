@@ -693,7 +693,8 @@ class Trainer:
             desc += f" (cpu, {torch.get_num_threads()} threads)"
         if self.tc.max_steps:
             return tqdm(total=self.tc.max_steps, initial=self.step, unit="step", dynamic_ncols=True, desc=desc)
-        return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=desc)
+        time_bar = "{l_bar}{bar}| {n_fmt}/{total_fmt} s [{elapsed}<{remaining}{postfix}]"  # a rate in s/s says nothing
+        return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=desc, bar_format=time_bar)
 
 
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto") -> TrainResult:

@@ -1,0 +1,136 @@
+"""Benchmark: the MOSES distribution-learning table (Polykovskiy et al. 2020) for a model trained at a fixed CPU budget.
+
+Trains a preset (default CharRNN, configs/molecules/charrnn_moses.toml) for --budget seconds (default 600, 2 threads)
+on the MOSES train split, draws --n molecules (default 30,000, as MOSES recommends) and scores them with
+genlab.metrics.moses against the whole test and scaffold-test splits (the molsets wheel's precomputed statistics) and
+the train split (novelty). The floor row is a random sample of --n training molecules scored the same way: what a
+model that had memorised the training set would get. MOSES's published rows are printed beside them.
+
+    flock /tmp/genlab-heavy.lock .venv/bin/python bench/moses.py                       # 10 minutes + scoring
+    flock /tmp/genlab-heavy.lock .venv/bin/python bench/moses.py --budget 120 --n 2000  # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {
+    "charrnn": ("CharRNN (LSTM, SMILES tokens)", "configs/molecules/charrnn_moses.toml"),
+    "transformer": ("Transformer (SMILES tokens)", "configs/molecules/transformer_moses.toml"),
+    "smiles_vae": ("SMILES VAE (GRU)", "configs/molecules/smiles_vae_moses.toml"),
+}
+COLUMNS = (
+    "valid", "unique@1000", "unique@10000", "FCD/Test", "FCD/TestSF", "SNN/Test", "SNN/TestSF", "Frag/Test", "Frag/TestSF",
+    "Scaf/Test", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight",
+)  # fmt: skip
+# MOSES's published means (molecularsets/moses README, Table 2 of the paper): 30,000 samples, 3 runs.
+PUBLISHED = {
+    "MOSES train (published)": {
+        "valid": 1.0, "unique@1000": 1.0, "unique@10000": 1.0, "FCD/Test": 0.008, "FCD/TestSF": 0.4755, "SNN/Test": 0.6419,
+        "SNN/TestSF": 0.5859, "Frag/Test": 1.0, "Frag/TestSF": 0.9986, "Scaf/Test": 0.9907, "Scaf/TestSF": 0.0,
+        "IntDiv": 0.8567, "IntDiv2": 0.8508, "Filters": 1.0, "Novelty": 0.0,
+    },
+    "MOSES CharRNN (published)": {
+        "valid": 0.9748, "unique@1000": 1.0, "unique@10000": 0.9994, "FCD/Test": 0.0732, "FCD/TestSF": 0.5204, "SNN/Test": 0.6015,
+        "SNN/TestSF": 0.5649, "Frag/Test": 0.9998, "Frag/TestSF": 0.9983, "Scaf/Test": 0.9242, "Scaf/TestSF": 0.1101,
+        "IntDiv": 0.8562, "IntDiv2": 0.8503, "Filters": 0.9943, "Novelty": 0.8419,
+    },
+    "MOSES VAE (published)": {
+        "valid": 0.9767, "unique@10000": 0.9984, "FCD/Test": 0.099, "SNN/Test": 0.6257, "Frag/Test": 0.9994, "Scaf/Test": 0.9386,
+        "IntDiv": 0.8558, "Novelty": 0.6949,
+    },
+}  # fmt: skip
+
+
+def fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+
+
+def table(rows: dict[str, dict]) -> str:
+    lines = ["| row | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(fmt(r.get(c)) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=sorted(PRESETS), default="charrnn")
+    ap.add_argument("--budget", type=float, default=600.0, help="training seconds")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n", type=int, default=30000, help="molecules sampled and scored (MOSES: 30,000)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--run-dir", default=str(ROOT / "bench/results/runs/moses"))
+    ap.add_argument("--out", default=str(ROOT / "bench/results/moses.json"))
+    ap.add_argument("--override", nargs="*", default=[], help="extra section.key=value overrides of the preset")
+    args = ap.parse_args()
+
+    import genlab
+    from genlab.data.molecules import molecule_source
+    from genlab.metrics import moses
+    from genlab.modalities.molecules import decode_smiles, references
+
+    torch.set_num_threads(args.threads)
+    label, preset = PRESETS[args.model]
+    overrides = [f"train.max_time={args.budget}", f"train.num_threads={args.threads}", "train.progress=false", *args.override]
+    run_dir = Path(args.run_dir) / args.model
+    if run_dir.exists():  # the benchmark's own scratch run from an earlier call: always train from scratch
+        shutil.rmtree(run_dir)
+    t0 = time.perf_counter()
+    res = genlab.train(ROOT / preset, overrides, run_dir=run_dir, resume="never")
+    cfg = genlab.build_run_config(ROOT / preset, overrides)
+    train_s = time.perf_counter() - t0
+
+    model = genlab.load(run_dir)
+    t0 = time.perf_counter()
+    x, _ = genlab.sample(model, args.n, seed=args.seed)
+    sample_s = time.perf_counter() - t0
+    gen = decode_smiles(x, model.spec)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    (Path(args.out).with_suffix(".smi")).write_text("".join(s + "\n" for s in gen))
+
+    refs, described = references(cfg)
+    train_smiles = molecule_source(cfg.data).splits["train"]
+    train_set = frozenset(train_smiles)
+    rows, seconds = {}, {}
+    floor = random.Random(args.seed + 1).sample(train_smiles, args.n)
+    for name, smiles in ((f"train sample, N={args.n} (floor)", floor), (f"genlab {label}, {args.budget:.0f} s", gen)):
+        t0 = time.perf_counter()
+        rows[name] = moses.moses_metrics(smiles, refs, train_set, n_jobs=args.threads)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+    rows.update(PUBLISHED)
+    print(table(rows))
+    result = {
+        "benchmark": "MOSES distribution learning",
+        "model": args.model,
+        "preset": preset,
+        "overrides": overrides,
+        "budget_s": args.budget,
+        "threads": args.threads,
+        "n_samples": args.n,
+        "seed": args.seed,
+        "steps": res.step,
+        "train_wall_s": round(train_s, 1),
+        "train_smiles_per_s": round(res.step * cfg.train.batch_size / max(res.elapsed, 1e-9), 1),
+        "sample_molecules_per_s": round(args.n / sample_s, 1),
+        "scoring_s": seconds,
+        "references": described,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "rows": rows,
+    }
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The molecules modality: token sequences decoded to SMILES with the data's vocabulary, scored with the MOSES metrics
+(Polykovskiy et al. 2020), written as .smi/.txt (one SMILES per line) or .npz, previewed as a grid of RDKit drawings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from genlab.checkpoint import atomic_write, atomic_write_text
+from genlab.config import RunConfig
+from genlab.data.molecules import MoleculeTokenizer, molecule_source
+from genlab.errors import ConfigError
+from genlab.metrics import moses
+from genlab.modalities.base import Modality
+from genlab.models.sampling import timed_samples
+from genlab.registry import register_modality
+from genlab.spec import DataSpec
+
+PREVIEW_MAX = 48
+REFERENCE_NAMES = {"test": "Test", "test_scaffolds": "TestSF"}
+
+
+def decode_smiles(x: torch.Tensor, spec: DataSpec) -> list[str]:
+    """Token ids (N, L) -> N SMILES strings (SELFIES vocabularies are decoded to SMILES)."""
+    return MoleculeTokenizer.from_spec(spec).decode(x)
+
+
+def references(cfg: RunConfig, device: str = "cpu") -> tuple[dict[str, moses.Reference], dict[str, str]]:
+    """The reference sets of a run's molecule dataset: MOSES's precomputed statistics of the whole test and scaffold
+    test splits when the data ship them, else statistics of the held-out SMILES; and a description of each."""
+    src = molecule_source(cfg.data)
+    refs, described = {}, {}
+    for split, name in REFERENCE_NAMES.items():
+        if split in src.stats:
+            refs[name] = moses.Reference.from_moses_stats(src.stats[split])
+            described[name] = f"{src.name} {split} split, all {refs[name].n} molecules (precomputed {src.stats[split].name})"
+        elif split in src.splits:
+            refs[name] = moses.Reference.from_smiles(src.splits[split], device)
+            described[name] = f"{src.name} {split} split, {refs[name].n} valid molecules"
+    return refs, described
+
+
+@register_modality("molecules")
+class Molecules(Modality):
+    """Molecules as token sequences over a SMILES or SELFIES vocabulary stored in the DataSpec."""
+
+    suffixes: ClassVar[tuple[str, ...]] = (".smi", ".txt", ".npz", ".png")
+
+    def preview_count(self, requested: int) -> int:
+        return min(requested, PREVIEW_MAX)
+
+    def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
+        """The MOSES table of eval.n_samples molecules drawn with seed eval.seed, against the dataset's test and scaffold
+        test sets, with novelty against its training split."""
+        n = cfg.eval.n_samples
+        x, _, sec = timed_samples(model, n, cfg.eval.seed, **(sample_kwargs or {}))
+        smiles = decode_smiles(x, model.spec)
+        device = str(model.device) if model.device.type == "cuda" else "cpu"
+        refs, described = references(cfg, device)
+        src = molecule_source(cfg.data)
+        # MOSES's training SMILES are RDKit-canonical as shipped (MOSES compares against them as written); a user's
+        # file need not be, so its molecules are canonicalized first.
+        train = frozenset(src.splits["train"] if src.curated else filter(None, map(moses.canonical, src.splits["train"])))
+        numbers = moses.moses_metrics(smiles, refs, train, device=device, n_jobs=torch.get_num_threads())
+        numbers["sample_seconds_per_molecule"] = sec
+        conventions = {
+            "n_samples": n,
+            "metrics": "MOSES (Polykovskiy et al. 2020), genlab.metrics.moses; unique@k over the first k valid samples; "
+            "the other set metrics over all valid samples, duplicates included",
+            "references": described,
+            "novelty": f"against the {len(train)} distinct training SMILES of {cfg.data.name}"
+            + (" as written in the file (RDKit-canonical)" if src.curated else ", canonicalized"),
+            "fcd": "ChemNet of the fcd package, SMILES padded to 350; Fréchet distance of Gaussians",
+            "fingerprints": "Morgan radius 2, 1024 bits (SNN, IntDiv)",
+            "filters": "allowed atoms C N S O F Cl Br H, no charge, no ring >= 8 atoms, MOSES's 22 MCF SMARTS, RDKit PAINS A/B/C",
+            "properties": "Wasserstein-1 distance to the Test reference: logP (Crippen), SA, QED, molecular weight",
+        }
+        return numbers, conventions
+
+    def arrays(self, x: torch.Tensor, spec: DataSpec) -> dict[str, np.ndarray]:
+        return {"tokens": x.numpy().astype(np.int64), "smiles": np.array(decode_smiles(x, spec), dtype=str), "vocab": np.array(spec.vocab)}
+
+    def write(self, x: torch.Tensor, labels: torch.Tensor | None, path: str | os.PathLike, spec: DataSpec) -> Path:
+        """.smi / .txt: one SMILES per line (invalid ones as they were decoded; an empty line for an empty sequence);
+        .npz: token ids, SMILES and vocabulary; .png: the preview grid."""
+        path = Path(path)
+        if path.suffix in (".smi", ".txt"):
+            atomic_write_text(path, "".join(s + "\n" for s in decode_smiles(x, spec)))
+            return path
+        return super().write(x, labels, path, spec)
+
+    def preview(
+        self, x: torch.Tensor, path: str | os.PathLike, *, spec: DataSpec, labels: torch.Tensor | None = None, reference: Any = None
+    ) -> Path:
+        """A PNG grid of RDKit drawings of the first PREVIEW_MAX valid molecules under a title with the validity of
+        all of them."""
+        path = Path(path)
+        if path.suffix != ".png":
+            raise ConfigError(f"{path}: a molecule preview is a .png grid")
+        from PIL import Image, ImageDraw, ImageFont
+        from rdkit.Chem import Draw
+
+        smiles = decode_smiles(x, spec)
+        valid = [(m, s) for m, s in ((moses.get_mol(s), s) for s in smiles) if m is not None]
+        shown = valid[:PREVIEW_MAX]
+        title = f"{len(smiles)} samples, {len(valid) / max(len(smiles), 1):.1%} valid; the first {len(shown)} valid ones"
+        per_row, cell, header = 8, 200, 36
+        if shown:
+            legends = [s if len(s) <= 30 else s[:27] + "..." for _, s in shown]
+            grid = Draw.MolsToGridImage([m for m, _ in shown], molsPerRow=per_row, subImgSize=(cell, cell), legends=legends)
+        else:
+            grid = Image.new("RGB", (per_row * cell, cell), "white")
+        canvas = Image.new("RGB", (grid.width, grid.height + header), "white")
+        canvas.paste(grid, (0, header))
+        ImageDraw.Draw(canvas).text((10, 8), title, fill="black", font=ImageFont.load_default(size=20))
+        atomic_write(path, lambda tmp: canvas.save(tmp, format="PNG"))
+        return path

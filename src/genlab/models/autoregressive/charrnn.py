@@ -1,0 +1,144 @@
+"""CharRNN, the MOSES baseline (Segler et al. 2018; Polykovskiy et al. 2020): an LSTM language model over SMILES or
+SELFIES tokens, p(x) = prod_t p(x_t | x_<t), trained by teacher forcing and sampled token by token, carrying the LSTM
+state (h_t, c_t) with temperature, top-k and top-p."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from genlab.config import ModelConfig, param
+from genlab.errors import CheckpointError, ConfigError
+from genlab.models.autoregressive._sampling import DECODING_OPTIONS
+from genlab.models.autoregressive.transformer import _fingerprint
+from genlab.models.base import Batch, GenerativeModel, SampleOption
+from genlab.models.sequences import alive, longest, sample_sequences, sequence_log_probs, teacher_inputs
+from genlab.registry import register_model
+from genlab.spec import DataSpec
+
+LSTMState = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (layers, n, hidden)
+
+
+@dataclass
+class CharRNNConfig(ModelConfig):
+    """MOSES's CharRNN: 3 LSTM layers of 768 units, dropout 0.2 (their defaults; the CPU preset is smaller)."""
+
+    name: str = param("charrnn", help="model name")
+    hidden: int = param(768, ge=1, help="LSTM units per layer")
+    n_layers: int = param(3, ge=1, help="stacked LSTM layers")
+    embed: int = param(0, ge=0, help="token embedding width (0: the vocabulary size, as MOSES's one-hot-sized embedding)")
+    dropout: float = param(0.2, ge=0, lt=1, help="dropout between LSTM layers while training")
+    conditional: bool = param(False, help="class-conditional: the start token is the class")
+
+
+@register_model("charrnn", CharRNNConfig)
+class CharRNN(GenerativeModel):
+    """log p(x | y) = sum_t log p(x_t | x_<t, y), exact, in nats, over token sequences up to and including the first
+    <eos> (token 0); the last position can only be <eos>, so p is a distribution over strings of < L tokens.
+
+    The input at step t is the embedding of x_{t-1}, with a start token (the class of a conditional model) at t = 0:
+    h_t = LSTM(e(x_{t-1}), h_{t-1}), p(x_t | x_<t) = softmax(W h_t + b).
+
+    Example:
+        >>> spec = DataSpec((40,), encoding="tokens", vocab=("<eos>", "C", "O", "(", ")", "1", "c"), modality="molecules")
+        >>> model = CharRNN(CharRNNConfig(hidden=256, n_layers=2), spec)
+        >>> model.log_prob(x)                                      # (B,) nats
+        >>> model.sample(16, generator=g, temperature=0.9, top_p=0.95)
+    """
+
+    family = "autoregressive"
+    likelihood = "exact"
+
+    @classmethod
+    def sample_options(cls) -> tuple[SampleOption, ...]:
+        return DECODING_OPTIONS
+
+    def __init__(self, config: CharRNNConfig, spec: DataSpec):
+        super().__init__(config, spec)
+        if spec.encoding != "tokens" or len(spec.shape) != 1 or len(spec.vocab) < 2:
+            raise ConfigError(
+                f"CharRNN models token sequences (L,) over a vocabulary of >= 2 tokens; the data are {spec.encoding} of shape {spec.shape}"
+            )
+        if config.conditional and spec.num_classes == 0:
+            raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
+        V = len(spec.vocab)
+        self.vocab_size, self.length = V, spec.shape[0]
+        n_starts = spec.num_classes if self.conditional else 1
+        embed = config.embed or V
+        # Rows 0..V-1 embed the tokens, rows V.. the start tokens.
+        self.embedding = nn.Embedding(V + n_starts, embed)
+        self.lstm = nn.LSTM(embed, config.hidden, config.n_layers, batch_first=True, dropout=config.dropout if config.n_layers > 1 else 0.0)
+        self.head = nn.Linear(config.hidden, V)
+        self.register_buffer("vocab_fingerprint", _fingerprint(spec.vocab))
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        theirs = state_dict.get(prefix + "vocab_fingerprint")
+        if theirs is not None and not torch.equal(theirs.cpu(), self.vocab_fingerprint.cpu()):
+            raise CheckpointError(
+                f"these CharRNN weights were trained on another vocabulary ({int(theirs[0])} tokens) than this model's "
+                f"({self.vocab_size} tokens): load the run with genlab.load, which uses the vocabulary stored with it"
+            )
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @classmethod
+    def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
+        vocab = ("<eos>", "C", "O", "N", "(", ")", "=", "1")
+        return [
+            ({"hidden": 16, "n_layers": 2, "embed": 8}, DataSpec((12,), encoding="tokens", vocab=vocab, modality="molecules")),
+            ({"hidden": 8, "n_layers": 1, "conditional": True}, DataSpec((6,), num_classes=3, encoding="tokens", vocab=vocab[:4])),
+        ]
+
+    def start(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
+        """The start-token row of each sequence (n,): V + class, or V."""
+        y = self.class_labels(y, n)
+        return torch.full((n,), self.vocab_size, dtype=torch.long, device=self.device) + (0 if y is None else y)
+
+    # ------------------------------------------------------------- likelihood
+    def conditionals(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x_t | x_<t, y) for every position (B, L); 0 after a sequence's first <eos>. They sum to `log_prob`."""
+        if x.dim() != 2 or x.shape[1] != self.length:
+            raise ValueError(f"expected token ids of shape (B, {self.length}), got {tuple(x.shape)}")
+        t = x.long()
+        T = longest(t)  # positions after every sequence's <eos> add nothing: run the LSTM that far only
+        h, _ = self.lstm(self.embedding(teacher_inputs(self.start(y, len(t)), t, T)))
+        return sequence_log_probs(self.head(h), t)
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log P(x | y) per example, (B,), in nats."""
+        return self.conditionals(x, y).sum(1)
+
+    def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
+        """Negative log-likelihood per token (the tokens up to and including each first <eos>); `nll` per example."""
+        t = batch["x"].long()
+        nll = -self.conditionals(t, batch.get("y")).sum(1)
+        return {"loss": nll.sum() / alive(t).sum(), "nll": nll.mean().detach()}
+
+    # --------------------------------------------------------------- sampling
+    def step(
+        self, tok: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One LSTM step: the previous tokens (n,) and state (h, c) -> next-token logits (n, V) and the new state."""
+        h, state = self.lstm(self.embedding(tok)[:, None], state)
+        return self.head(h[:, 0]), state
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        """n token sequences (n, L), drawn one token per step with the LSTM state carried along; positions after
+        a sequence's <eos> hold <eos>, and the loop stops once every sequence has ended."""
+        self.check_sample_kwargs(kwargs)
+        self.check_sample_labels(labels)
+        return sample_sequences(
+            self.step, self.start(labels, n), self.length, generator=generator, temperature=temperature, top_k=top_k, top_p=top_p
+        )
