@@ -15,12 +15,13 @@ from typing import Any, Literal
 import torch
 
 from genlab import registry
+from genlab.apps.export import HUB_PREFIX, pull
 from genlab.config import RunConfig, build_run_config
 from genlab.errors import CheckpointError
 from genlab.evaluation import evaluate_model
 from genlab.modalities import modality_of
 from genlab.models import GenerativeModel
-from genlab.models.loading import as_model, load_run
+from genlab.models.loading import load_run
 from genlab.models.sampling import sample_seeded
 from genlab.train import rundir
 from genlab.train.runs import run_info
@@ -47,7 +48,10 @@ def train(
 
 
 def load(run_dir: str | os.PathLike, *, ema: bool = True, device: str | torch.device = "cpu") -> GenerativeModel:
-    """Rebuild a trained model from its run directory (config + weights; the EMA weights when present)."""
+    """Rebuild a trained model from its run directory or an exported model folder (config + weights; the EMA weights
+    when present), or from the Hugging Face Hub as "hf:OWNER/NAME" (see `genlab export`)."""
+    if str(run_dir).startswith(HUB_PREFIX):
+        run_dir = pull(str(run_dir)[len(HUB_PREFIX) :])
     return load_run(run_dir, ema=ema, device=device)
 
 
@@ -65,7 +69,7 @@ def sample(
 
     Class-conditional models get balanced labels 0..K-1 unless `labels` are given.
     """
-    model = as_model(model_or_run, device)
+    model = model_or_run if isinstance(model_or_run, GenerativeModel) else load(model_or_run, device=device)
     return sample_seeded(model, n, seed=seed, labels=labels, batch_size=batch_size, **sampler_kwargs)
 
 
