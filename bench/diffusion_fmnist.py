@@ -254,7 +254,7 @@ def main() -> None:
         else:
             out = str(run_dir / "diffusers_samples.pt")
             d = in_process(diffusers_recipe, a.diffusers_budget, a.threads, a.n_samples, out)
-            samples = torch.load(out)
+            samples = torch.load(out, weights_only=True)
             d.update(quality(samples))
             d["n"] = len(samples)
             result["diffusers"] = d

@@ -95,7 +95,7 @@ def pythae_bounds(state_path: str, x_int: torch.Tensor, k: int, seed: int = 0) -
     from pythae.models import VAE, VAEConfig
 
     model = VAE(VAEConfig(input_dim=(1, 28, 28), latent_dim=32, reconstruction_loss="bce"))
-    model.load_state_dict(torch.load(state_path))
+    model.load_state_dict(torch.load(state_path, weights_only=True))
     model.eval()
     g = torch.Generator().manual_seed(seed)
     x = (torch.rand(x_int.shape, generator=g) < x_int.float() / 255).float()

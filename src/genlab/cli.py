@@ -45,7 +45,10 @@ def _cmd_sample(a: argparse.Namespace) -> int:
 
     set_threads(a)
     model = api.load(a.run, device=a.device)
-    labels = [int(v) for v in a.labels.split(",")] if a.labels else None
+    try:
+        labels = [int(v) for v in a.labels.split(",")] if a.labels else None
+    except ValueError:
+        raise ConfigError(f"--labels {a.labels!r}: expected class numbers, e.g. 3 or 0,1,2") from None
     x, y = api.sample(model, a.n, seed=a.seed, labels=labels, device=a.device, **sampler_options(a))
     out = api.save_samples(x, y, a.out, model)
     print(f"{a.n} samples -> {out}")
@@ -260,6 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except GenlabError as e:
         print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be written or read: say which, without a traceback
+        print(f"genlab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genlab: interrupted", file=sys.stderr)

@@ -323,7 +323,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) 
         section, _, key = dotted.partition(".")
         if section not in SECTIONS or not key:
             raise ConfigError(f"override {dotted!r}: expected section.key=value with section one of {', '.join(SECTIONS)}.")
-        raw.setdefault(section, {})[key] = _parse_value(value) if isinstance(value, str) else value
+        if not isinstance(raw.setdefault(section, {}), dict):
+            raise ConfigError(f"[{section}] must be a table of key = value, got {raw[section]!r}")
+        raw[section][key] = _parse_value(value) if isinstance(value, str) else value
     return raw
 
 
@@ -336,10 +338,14 @@ def _split_override(text: str) -> tuple[str, str]:
 
 def load_toml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory; give a TOML file (presets are under configs/<family>/)")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist (presets are under configs/<family>/)")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file; a config is a TOML file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
@@ -356,9 +362,15 @@ def build_run_config(raw: dict[str, Any] | str | os.PathLike | RunConfig, overri
     for s in raw:
         if s not in SECTIONS:
             raise ConfigError(f"unknown section [{s}].{did_you_mean(s, SECTIONS)}")
+    for s in SECTIONS:
+        if not isinstance(raw.get(s, {}), dict):
+            raise ConfigError(f"[{s}] must be a table of key = value, got {raw[s]!r}")
     for s in ("data", "model"):
+        what = "dataset" if s == "data" else "model"
         if "name" not in raw.get(s, {}):
-            raise ConfigError(f"missing key {s}.name: which {'dataset' if s == 'data' else 'model'} to use (genlab list)")
+            raise ConfigError(f"missing key {s}.name: which {what} to use (genlab list)")
+        if not isinstance(raw[s]["name"], str):
+            raise ConfigError(f"{s}.name: expected the name of a {what} (a string, genlab list), got {raw[s]['name']!r}")
     model_cls = registry.model_config_class(raw["model"]["name"])
     registry.dataset(raw["data"]["name"])  # fail early on an unknown dataset
     return RunConfig(

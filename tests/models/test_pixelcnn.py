@@ -105,7 +105,7 @@ def test_tempered_samples_follow_the_tempered_conditionals(temperature):
 
 
 def test_tempered_level_sampler_is_the_mixture_itself_at_t1_and_greedy_near_t0():
-    from genlab.models.autoregressive._sampling import level_logits, sample_levels
+    from genlab.models.autoregressive.decoding import level_logits, sample_levels
 
     m = model(DataSpec((1, 2, 2)), n_mix=3)
     x = torch.rand(2, 1, 2, 2, dtype=torch.float64) * 2 - 1

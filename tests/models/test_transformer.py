@@ -9,7 +9,7 @@ import torch
 
 from genlab import checkpoint as ckpt
 from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import filter_logits
+from genlab.models.autoregressive.decoding import filter_logits
 from genlab.models.autoregressive.transformer import Transformer, TransformerConfig, generate
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.spec import DataSpec

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from genlab.models.autoregressive._sampling import at_least_float32, check_decoding, filter_logits, sample_categorical
+from genlab.models.autoregressive.decoding import at_least_float32, check_decoding, filter_logits, sample_categorical
 
 
 def alive(t: torch.Tensor) -> torch.Tensor:

@@ -386,7 +386,7 @@ class Trainer:
         """Drop log lines written after the checkpoint we resume from: the resumed run rewrites them."""
         path = self.run_dir / rundir.METRICS
         if path.is_file():
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= self.step]
+            keep = [ln for ln in path.read_text().splitlines() if (row := _json_row(ln)) is not None and row.get("step", 0) <= self.step]
             ckpt.atomic_write_text(path, "".join(ln + "\n" for ln in keep))
 
     # --------------------------------------------------------------- training
@@ -697,6 +697,15 @@ class Trainer:
         return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=desc, bar_format=time_bar)
 
 
+def _json_row(line: str) -> dict | None:
+    """A metrics.jsonl line as a dict; None for a blank line or the half line a power cut can leave."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row if isinstance(row, dict) else None
+
+
 def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto", "always", "never"] = "auto") -> TrainResult:
     """Train (or resume) a run; see `Trainer`."""
     threads = torch.get_num_threads()
@@ -710,5 +719,6 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto",
         trainer.leave_group()
         return result
     finally:
+        rundir.release(run_dir)  # a notebook that trained a run does not keep it locked
         torch.set_num_threads(threads)  # the trainer's thread count is not left behind in the caller
         torch.set_flush_denormal(False)  # nor its flushing of subnormals (PyTorch's default is off)

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from genlab.config import ModelConfig, param
-from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import DECODING_OPTIONS
-from genlab.models.autoregressive.transformer import _fingerprint
+from genlab.errors import ConfigError
+from genlab.models.autoregressive.decoding import DECODING_OPTIONS
+from genlab.models.autoregressive.vocab import VocabularyBound
 from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.models.sequences import alive, longest, sample_sequences, sequence_log_probs, teacher_inputs
 from genlab.registry import register_model
@@ -34,7 +34,7 @@ class CharRNNConfig(ModelConfig):
 
 
 @register_model("charrnn", CharRNNConfig)
-class CharRNN(GenerativeModel):
+class CharRNN(VocabularyBound, GenerativeModel):
     """log p(x | y) = sum_t log p(x_t | x_<t, y), exact, in nats, over token sequences up to and including the first
     <eos> (token 0); the last position can only be <eos>, so p is a distribution over strings of < L tokens.
 
@@ -71,16 +71,7 @@ class CharRNN(GenerativeModel):
         self.embedding = nn.Embedding(V + n_starts, embed)
         self.lstm = nn.LSTM(embed, config.hidden, config.n_layers, batch_first=True, dropout=config.dropout if config.n_layers > 1 else 0.0)
         self.head = nn.Linear(config.hidden, V)
-        self.register_buffer("vocab_fingerprint", _fingerprint(spec.vocab))
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        theirs = state_dict.get(prefix + "vocab_fingerprint")
-        if theirs is not None and not torch.equal(theirs.cpu(), self.vocab_fingerprint.cpu()):
-            raise CheckpointError(
-                f"these CharRNN weights were trained on another vocabulary ({int(theirs[0])} tokens) than this model's "
-                f"({self.vocab_size} tokens): load the run with genlab.load, which uses the vocabulary stored with it"
-            )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.bind_vocabulary(spec.vocab)
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:

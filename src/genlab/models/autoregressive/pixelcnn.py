@@ -13,7 +13,7 @@ from torch import nn
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import DECODING_OPTIONS, check_decoding, sample_categorical, sample_levels
+from genlab.models.autoregressive.decoding import DECODING_OPTIONS, check_decoding, sample_categorical, sample_levels
 from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.models.distributions import BernoulliHead, DiscretizedLogisticMixtureHead, LikelihoodHead, Params
 from genlab.nn.masked import GatedPixelCNN, assert_causal

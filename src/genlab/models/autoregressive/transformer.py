@@ -4,15 +4,14 @@ temperature, top-k and top-p sampling through a key/value cache."""
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from genlab.config import ModelConfig, param
-from genlab.errors import CheckpointError, ConfigError
-from genlab.models.autoregressive._sampling import (
+from genlab.errors import ConfigError
+from genlab.models.autoregressive.decoding import (
     DECODING_OPTIONS,
     at_least_float32,
     check_decoding,
@@ -20,6 +19,7 @@ from genlab.models.autoregressive._sampling import (
     sample_categorical,
     start_tokens,
 )
+from genlab.models.autoregressive.vocab import VocabularyBound
 from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
@@ -83,12 +83,8 @@ def generate(
     return x
 
 
-def _fingerprint(vocab: tuple[str, ...]) -> torch.Tensor:
-    return torch.tensor([len(vocab), zlib.crc32("\x00".join(vocab).encode())], dtype=torch.long)
-
-
 @register_model("transformer", TransformerConfig)
-class Transformer(GenerativeModel):
+class Transformer(VocabularyBound, GenerativeModel):
     """log p(x | y) = sum_t log p(x_t | x_<t, y), exact, in nats, over the data's token sequence:
     token sequences as they are (up to and including the first <eos>), 8-bit images as 256-level sub-pixels in
     raster order (rows, columns, channels), binarised images as 2-level pixels.
@@ -150,17 +146,7 @@ class Transformer(GenerativeModel):
             dropout=config.dropout,
         )
         # Which vocabulary the weights belong to, saved with them: loading weights trained on another is an error.
-        self.register_buffer("vocab_fingerprint", _fingerprint(spec.vocab))
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        theirs = state_dict.get(prefix + "vocab_fingerprint")
-        if theirs is not None and not torch.equal(theirs.cpu(), self.vocab_fingerprint.cpu()):
-            raise CheckpointError(
-                f"these weights were trained on another vocabulary ({int(theirs[0])} tokens, checksum {int(theirs[1]):08x}) "
-                f"than this model's tokenizer ({len(self.spec.vocab)} tokens, checksum {int(self.vocab_fingerprint[1]):08x}): "
-                "load the checkpoint with its own data file (genlab.load(run) uses the vocabulary stored in the run)"
-            )
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self.bind_vocabulary(spec.vocab)
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:

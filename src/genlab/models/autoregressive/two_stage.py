@@ -14,7 +14,7 @@ from torch import nn
 
 from genlab.config import param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import (
+from genlab.models.autoregressive.decoding import (
     DECODING_OPTIONS,
     at_least_float32,
     check_decoding,

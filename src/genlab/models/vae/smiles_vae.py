@@ -12,11 +12,13 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from genlab.config import ModelConfig, param
 from genlab.errors import ConfigError
-from genlab.models.autoregressive._sampling import DECODING_OPTIONS
+from genlab.models.autoregressive.decoding import DECODING_OPTIONS
 from genlab.models.base import Batch, GenerativeModel, SampleOption
-from genlab.models.distributions import gaussian_kl_standard, randn, standard_normal_log_prob
+from genlab.models.distributions import gaussian_kl_standard, standard_normal_log_prob
 from genlab.models.sequences import alive, longest, sample_sequences, sequence_log_probs, teacher_inputs
+from genlab.models.vae.vae import kl_weight
 from genlab.nn.functional import slerp
+from genlab.noise import randn
 from genlab.registry import register_model
 from genlab.spec import DataSpec
 
@@ -137,11 +139,7 @@ class SmilesVAE(GenerativeModel):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         recon = -self.decoder_log_probs(t, z).sum(1)
         kl = gaussian_kl_standard(mu, logvar).sum(1)
-        weight = self.config.beta
-        if self.config.kl_warmup_steps:
-            weight = weight * (self.kl_step / self.config.kl_warmup_steps).clamp(max=1.0)
-            if self.training:
-                self.kl_step += 1
+        weight = kl_weight(self)
         return {
             "loss": (recon + weight * kl).mean(),
             "nll_bound": (recon + kl).mean().detach(),

@@ -180,6 +180,18 @@ class MixturePrior(nn.Module):
         return self.means, self.logvars, torch.log_softmax(self.logits, 0)
 
 
+def kl_weight(model: nn.Module) -> float | torch.Tensor:
+    """The KL term's weight: beta, ramped linearly from 0 over model.kl_warmup_steps training calls (KL warm-up,
+    Bowman et al. 2016); each training call advances the model's `kl_step` buffer."""
+    beta, warmup = model.config.beta, model.config.kl_warmup_steps
+    if not warmup:
+        return beta
+    weight = beta * (model.kl_step / warmup).clamp(max=1.0)
+    if model.training:
+        model.kl_step += 1
+    return weight
+
+
 def _make_head(decoder: Decoder, cfg: VAEConfig, spec: DataSpec) -> LikelihoodHead:
     if decoder == "bernoulli":
         return BernoulliHead(spec.shape)
@@ -324,11 +336,7 @@ class VAE(GenerativeModel):
             log_qz = (standard_normal_log_prob(eps) - 0.5 * logvar).sum(1)  # log N(z; mu, sigma^2)
             kl_sum = log_qz - self.log_prior(z)  # (B,)
             kl_penalty = kl_sum.mean()
-        weight = self.config.beta
-        if self.config.kl_warmup_steps:
-            weight = weight * (self.kl_step / self.config.kl_warmup_steps).clamp(max=1.0)
-            if self.training:
-                self.kl_step += 1
+        weight = kl_weight(self)
         return {
             "loss": recon.mean() + weight * kl_penalty,
             "nll_bound": (recon + kl_sum).mean().detach(),
