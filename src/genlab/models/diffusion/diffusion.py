@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from genlab import registry
-from genlab.config import ModelConfig, param
+from genlab.config import param
 from genlab.errors import ConfigError
 from genlab.models.base import Batch, GenerativeModel, SampleOption
 from genlab.models.diffusion import schedules
+from genlab.models.diffusion.network import NetworkConfig, build_network, run_network
 from genlab.models.diffusion.vlb import variational_bound
-from genlab.nn.unet import MLPDenoiser, UNet
 from genlab.noise import randn
 from genlab.registry import register_model
 from genlab.samplers.diffusion import run
@@ -31,7 +31,7 @@ from genlab.spec import DataSpec
 
 
 @dataclass
-class DiffusionConfig(ModelConfig):
+class DiffusionConfig(NetworkConfig):
     """A Gaussian diffusion model: formulation, schedule, prediction target, loss weighting, network and sampling defaults."""
 
     name: str = param("diffusion", help="model name")
@@ -53,18 +53,6 @@ class DiffusionConfig(ModelConfig):
     sigma_min: float = param(0.002, gt=0, help="edm: smallest noise level of the sampling grid")
     sigma_max: float = param(80.0, gt=0, help="largest noise level of the rho-schedule (edm: of every grid; vp: at most the schedule's)")
     rho: float = param(7.0, gt=0, help="exponent of EDM's rho-schedule of sampling noise levels")
-    network: Literal["auto", "unet", "mlp"] = param("auto", help="denoiser network: auto = unet for images, mlp for vectors")
-    channels: tuple[int, ...] = param((32, 64, 64), ge=1, help="unet: widths per level; each level halves the resolution (28 -> 14 -> 7)")
-    blocks: int = param(1, ge=1, help="unet: residual blocks per level (down and up)")
-    attn_resolutions: tuple[int, ...] = param((7,), ge=1, help="unet: resolutions (smaller side) with self-attention")
-    heads: int = param(4, ge=1, help="unet: attention heads")
-    dropout: float = param(0.0, ge=0, lt=1, help="unet: dropout in residual blocks")
-    width: int = param(128, ge=1, help="mlp: hidden width")
-    depth: int = param(3, ge=1, help="mlp: residual blocks")
-    conditional: bool = param(False, help="class-conditional: train with labels, sample with labels= and guidance")
-    p_uncond: float = param(
-        0.1, ge=0, lt=1, help="probability of dropping the label (conditional) or the low-res image (lowres) in training, for guidance"
-    )
     lowres: int = param(0, ge=0, help="super-resolution: condition on x average-pooled by this factor (0 = off), e.g. 2: 14 -> 28")
     sampler: str = param("dpmpp_2m", help="default sampler of sample(): ddpm, ddim, euler, heun, dpmpp_2m")
     steps: int = param(20, ge=1, help="default function evaluations of sample() (ddpm: all T steps unless given)")
@@ -145,9 +133,6 @@ class DiffusionModel(GenerativeModel):
         self.weighting = cfg.weighting if cfg.weighting != "auto" else ("edm" if self.edm else "uniform")
         # sigma_data of the preconditioning: the VP network sees x_t = x_sigma / sqrt(1 + sigma^2), i.e. sigma_data = 1.
         self.sd = cfg.sigma_data if self.edm else 1.0
-        net = cfg.network if cfg.network != "auto" else ("unet" if spec.is_image else "mlp")
-        if cfg.conditional and spec.num_classes == 0:
-            raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
         if cfg.lowres and not spec.is_image:
             raise ConfigError("model.lowres (super-resolution) needs images; set model.lowres=0 for vector data")
         if cfg.lowres and any(s % cfg.lowres for s in spec.shape[1:]):
@@ -155,26 +140,7 @@ class DiffusionModel(GenerativeModel):
         registry.sampler(cfg.sampler)  # a clear error naming the closest sampler
         K = spec.num_classes if cfg.conditional else 0
         self.null_label = K
-        if net == "unet":
-            if not spec.is_image:
-                raise ConfigError(
-                    f"model.network='unet' needs images, but the data are vectors of shape {spec.shape}; set model.network='mlp'"
-                )
-            C = spec.shape[0]
-            self.net = UNet(
-                C,
-                C,
-                channels=cfg.channels,
-                blocks=cfg.blocks,
-                attn_resolutions=cfg.attn_resolutions,
-                heads=cfg.heads,
-                size=spec.shape[1:],
-                num_classes=K,
-                cond_channels=C if cfg.lowres else 0,
-                dropout=cfg.dropout,
-            )
-        else:
-            self.net = MLPDenoiser(spec.dim, width=cfg.width, depth=cfg.depth, num_classes=K)
+        self.net = build_network(cfg, spec, cond_channels=spec.shape[0] if cfg.lowres else 0)
         if not self.edm:
             betas = schedules.betas_for(cfg.schedule, cfg.timesteps)
             sig = schedules.vp_sigmas(schedules.alpha_bar(betas))
@@ -245,12 +211,9 @@ class DiffusionModel(GenerativeModel):
         return c_skip * x + c_out * out.to(x.dtype)
 
     def _net(self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor:
-        dtype = next(self.net.parameters()).dtype
         if self.config.lowres and cond is None:
             cond = torch.zeros_like(x)  # the dropped condition
-        if self.spec.is_image:
-            return self.net(x.to(dtype), c_noise.to(dtype), y, None if cond is None else cond.to(dtype))
-        return self.net(x.flatten(1).to(dtype), c_noise.to(dtype), y).view_as(x)
+        return run_network(self.net, self.spec, x, c_noise, y, cond)
 
     def denoiser(self, labels: torch.Tensor | None = None, guidance: float | None = None, lowres: torch.Tensor | None = None) -> _Denoiser:
         """The model as a sampler's `Denoiser`, bound to class labels (with guidance scale w) and low-res images."""
