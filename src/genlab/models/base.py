@@ -67,6 +67,7 @@ class GenerativeModel(nn.Module):
     likelihood: ClassVar[Literal["exact", "bound", "none"]] = "none"
     bound_name: ClassVar[str] = ""
     importance_weighted: ClassVar[bool] = False  # nll_bound(k>1) tightens the bound (IWAE)
+    deterministic_sampling: ClassVar[bool] = False  # samples do not depend on the generator (a predictor given its context)
 
     def __init__(self, config: ModelConfig, spec: DataSpec):
         super().__init__()
@@ -139,6 +140,10 @@ class GenerativeModel(nn.Module):
     def figures(self, batch: Batch) -> dict[str, tuple[torch.Tensor, int]]:
         """Extra pictures of a trained model on test examples: name -> (images N x C x H x W in [-1, 1],
         images per row). Latent families show reconstructions and interpolations; none by default."""
+        return {}
+
+    def contract_sample_kwargs(self, n: int) -> dict:
+        """Keyword arguments `sample(n, ...)` needs in the contract test (a predictor's context); none by default."""
         return {}
 
     @classmethod

@@ -55,7 +55,9 @@ def sample_seeded(
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         lab = None if labels is None else labels[start : start + batch_size].to(model.device)
-        out.append(model.sample(min(batch_size, n - start), labels=lab, generator=g, **sample_kwargs).cpu())
+        # Per-example inputs (a predictor's context, a super-resolution model's low-res images) are cut like the labels.
+        kw = {k: v[start : start + batch_size] if torch.is_tensor(v) and v.dim() and len(v) == n else v for k, v in sample_kwargs.items()}
+        out.append(model.sample(min(batch_size, n - start), labels=lab, generator=g, **kw).cpu())
         bar.update(len(out[-1]))
         if progress and start == 0 and n > batch_size:
             total = (time.perf_counter() - t0) * n / len(out[-1])

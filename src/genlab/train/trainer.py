@@ -479,7 +479,7 @@ class Trainer:
             g = torch.Generator().manual_seed(1234)
             n = modality.preview_count(self.tc.n_samples)
             labels = m.sample_labels(n)
-            x = m.sample(n, labels=labels, generator=g)
+            x = modality.preview_samples(m, n, labels=labels, generator=g, reference=self.test_ds)
         m.train()
         path = self.run_dir / rundir.SAMPLES / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,127 @@
+"""Benchmark: video prediction on Moving MNIST / Moving Fashion-MNIST (CPU size) at a fixed CPU budget.
+
+The SimVP baseline (`video_predictor`, the preset's settings) trains for the same wall-clock budget on each dataset with
+its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the preset's optimiser settings), then predicts the
+future frames of the first --n-test clips of the fixed test set. Reported beside it: copying the last given frame (the
+zero-motion baseline). Metrics as in eval.json (genlab.metrics.video, OpenSTL's conventions) plus frame FID, identity
+consistency / accuracy and trajectory error from the video modality. OpenSTL's published numbers are for the 64 x 64,
+2-object, 10 -> 10 protocol after 200 epochs on a GPU and are not comparable with these CPU-size runs.
+
+    flock /tmp/genlab-heavy.lock .venv/bin/python bench/video.py                      # 300 s per dataset, 2 threads
+    .venv/bin/python bench/video.py --budget 30 --n-test 200 --threads 1              # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {
+    "moving_mnist_cpu": "configs/video/simvp_moving_mnist_cpu.toml",
+    "moving_fmnist_cpu": "configs/video/simvp_moving_fmnist_cpu.toml",
+}
+SHOWN = ("mse", "mae", "ssim", "psnr", "frame_fid", "identity_consistency", "identity_accuracy", "trajectory_error")
+
+
+class CopyLast(torch.nn.Module):
+    """The zero-motion baseline: every future frame is the last given frame."""
+
+    def __init__(self, spec, context_frames):
+        super().__init__()
+        self.spec, self.context_frames = spec, context_frames
+
+    @staticmethod
+    def sample_options():
+        from genlab.models.base import SampleOption
+
+        return (SampleOption("context", str),)
+
+    def sample(self, n, *, labels=None, generator=None, context=None):
+        ctx = context[:n, : self.context_frames]
+        return torch.cat([ctx, ctx[:, -1:].expand(n, self.spec.shape[0] - self.context_frames, *ctx.shape[2:])], 1)
+
+
+def train(cfg, budget: float, seed: int = 0) -> tuple[torch.nn.Module, dict]:
+    from genlab.data.base import Loader, load_dataset
+    from genlab.models import build_model
+
+    ds, transform = load_dataset(cfg.data, "train")
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, transform.spec)
+    tc = cfg.train
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+    loader = Loader(ds, transform, tc.batch_size, seed=seed)
+    step, t0, losses = 0, time.perf_counter(), []
+    while (elapsed := time.perf_counter() - t0) < budget:
+        frac = elapsed / budget
+        lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
+        lr *= tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = model.loss(next(loader))["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+    seconds = time.perf_counter() - t0
+    tail = losses[-50:]
+    return model.eval(), {
+        "steps": step,
+        "seconds": seconds,
+        "clips_per_s": step * tc.batch_size / seconds,
+        "final_loss": sum(tail) / len(tail),
+    }
+
+
+def evaluate(model, cfg, test) -> dict:
+    from genlab.modalities.video import VideoModality
+
+    with torch.no_grad():
+        numbers, _ = VideoModality().sample_metrics(model, cfg, test)
+    return {k: numbers[k] for k in (*SHOWN, "mse_per_frame", "seconds_per_clip") if k in numbers}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--budget", type=float, default=300, help="training seconds per dataset")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--n-test", type=int, default=1000, help="test clips scored (a prefix of the fixed test set)")
+    p.add_argument("--datasets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    from genlab.config import build_run_config
+    from genlab.data.base import load_dataset
+
+    results = []
+    for name in a.datasets:
+        cfg = build_run_config(ROOT / PRESETS[name], [f"eval.n_samples={a.n_test}", f"data.n_test={a.n_test}"])
+        test, _ = load_dataset(cfg.data, "test")
+        model, info = train(cfg, a.budget)
+        rows = [
+            ("simvp", {**info, **evaluate(model, cfg, test)}),
+            ("copy_last_frame", evaluate(CopyLast(model.spec, model.context_frames), cfg, test)),
+        ]
+        for who, r in rows:
+            results.append({"dataset": name, "model": who, **r})
+    head = f"{'dataset':<19}{'model':<17}{'steps':>6}" + "".join(f"{k[:12]:>13}" for k in SHOWN)
+    print(f"video prediction, {a.budget:g} s of training per dataset, {a.threads} threads, {a.n_test} test clips")
+    print(head)
+    for r in results:
+        print(f"{r['dataset']:<19}{r['model']:<17}{r.get('steps', '-'):>6}" + "".join(f"{r.get(k, float('nan')):>13.4g}" for k in SHOWN))
+    out = {"budget_s": a.budget, "threads": a.threads, "n_test": a.n_test, "torch": torch.__version__, "results": results}
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"-> {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Video models: frame prediction from context frames (and, next, space-time generation); see docs/video.md."""
