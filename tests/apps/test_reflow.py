@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import genlab
+from _threads import one_thread  # noqa: F401
 from genlab import checkpoint as ckpt
 from genlab.apps.reflow import make_pairs
 from genlab.cli import main
@@ -20,12 +21,7 @@ MU, S = torch.tensor([2.0, -1.0]), 0.3
 TINY = ["train.batch_size=32", "train.warmup_steps=0", "train.progress=false", "train.n_samples=16", "eval.batch_size=16"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread
 
 
 class GaussianVelocity(nn.Module):

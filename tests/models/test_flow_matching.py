@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from _gaussian import GaussianDenoiser
+from _threads import one_thread  # noqa: F401
 from genlab import registry
 from genlab.config import build
 from genlab.errors import DataError
@@ -19,13 +20,7 @@ from genlab.spec import DataSpec
 MU, S = torch.tensor([1.0, -0.5], dtype=torch.float64), 0.5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from a second thread, and lose much to it on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread
 
 
 class GaussianVelocity(nn.Module):
