@@ -1,13 +1,14 @@
 """Benchmark: video prediction on Moving MNIST / Moving Fashion-MNIST (CPU size) at a fixed CPU budget.
 
-The SimVP baseline (`video_predictor`, the preset's settings) trains for the same wall-clock budget on each dataset with
-its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the preset's optimiser settings), then predicts the
-future frames of the first --n-test clips of the fixed test set. Reported beside it: copying the last given frame (the
-zero-motion baseline). Metrics as in eval.json (genlab.metrics.video, OpenSTL's conventions) plus frame FID, identity
-consistency / accuracy and trajectory error from the video modality. OpenSTL's published numbers are for the 64 x 64,
-2-object, 10 -> 10 protocol after 200 epochs on a GPU and are not comparable with these CPU-size runs.
+Each deterministic predictor (SimVP `video_predictor`, ConvLSTM `convlstm`: their presets' settings) trains for the
+same wall-clock budget on each dataset with its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the
+preset's optimiser settings), then predicts the future frames of the first --n-test clips of the fixed test set.
+Reported beside them: copying the last given frame (the zero-motion baseline). Metrics as in eval.json
+(genlab.metrics.video, OpenSTL's conventions) plus frame FID, identity consistency / accuracy and trajectory error
+from the video modality. OpenSTL's published numbers are for the 64 x 64, 2-object, 10 -> 10 protocol after 200 epochs
+on a GPU and are not comparable with these CPU-size runs.
 
-    flock /tmp/genlab-heavy.lock .venv/bin/python bench/video.py                      # 300 s per dataset, 2 threads
+    flock /tmp/genlab-heavy.lock .venv/bin/python bench/video.py                      # 300 s per model and dataset, 2 threads
     .venv/bin/python bench/video.py --budget 30 --n-test 200 --threads 1              # a quick look
 """
 
@@ -22,10 +23,11 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = {
-    "moving_mnist_cpu": "configs/video/simvp_moving_mnist_cpu.toml",
-    "moving_fmnist_cpu": "configs/video/simvp_moving_fmnist_cpu.toml",
+PRESETS = {  # (model, dataset) -> preset; a model's preset for the other dataset is the same file with data.name changed
+    "simvp": "configs/video/simvp_moving_mnist_cpu.toml",
+    "convlstm": "configs/video/convlstm_moving_mnist_cpu.toml",
 }
+DATASETS = ("moving_mnist_cpu", "moving_fmnist_cpu")
 SHOWN = ("mse", "mae", "ssim", "psnr", "frame_fid", "identity_consistency", "identity_accuracy", "trajectory_error")
 
 
@@ -91,10 +93,11 @@ def evaluate(model, cfg, test) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget", type=float, default=300, help="training seconds per dataset")
+    p.add_argument("--budget", type=float, default=300, help="training seconds per model and dataset")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n-test", type=int, default=1000, help="test clips scored (a prefix of the fixed test set)")
-    p.add_argument("--datasets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    p.add_argument("--models", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -103,17 +106,15 @@ def main() -> None:
 
     results = []
     for name in a.datasets:
-        cfg = build_run_config(ROOT / PRESETS[name], [f"eval.n_samples={a.n_test}", f"data.n_test={a.n_test}"])
-        test, _ = load_dataset(cfg.data, "test")
-        model, info = train(cfg, a.budget)
-        rows = [
-            ("simvp", {**info, **evaluate(model, cfg, test)}),
-            ("copy_last_frame", evaluate(CopyLast(model.spec, model.context_frames), cfg, test)),
-        ]
-        for who, r in rows:
-            results.append({"dataset": name, "model": who, **r})
+        for who in a.models:
+            cfg = build_run_config(ROOT / PRESETS[who], [f"data.name={name}", f"eval.n_samples={a.n_test}", f"data.n_test={a.n_test}"])
+            test, _ = load_dataset(cfg.data, "test")
+            model, info = train(cfg, a.budget)
+            results.append({"dataset": name, "model": who, **info, **evaluate(model, cfg, test)})
+        copy = evaluate(CopyLast(model.spec, model.context_frames), cfg, test)
+        results.append({"dataset": name, "model": "copy_last_frame", **copy})
     head = f"{'dataset':<19}{'model':<17}{'steps':>6}" + "".join(f"{k[:12]:>13}" for k in SHOWN)
-    print(f"video prediction, {a.budget:g} s of training per dataset, {a.threads} threads, {a.n_test} test clips")
+    print(f"video prediction, {a.budget:g} s of training per model and dataset, {a.threads} threads, {a.n_test} test clips")
     print(head)
     for r in results:
         print(f"{r['dataset']:<19}{r['model']:<17}{r.get('steps', '-'):>6}" + "".join(f"{r.get(k, float('nan')):>13.4g}" for k in SHOWN))

@@ -55,10 +55,14 @@ class VideoPredictor(GenerativeModel):
         self.context_frames = config.context_frames or T // 2
         if not 1 <= self.context_frames < T:
             raise ConfigError(f"model.context_frames={self.context_frames}: expected 1..{T - 1} for clips of {T} frames")
+        self.net = self.build_net(config, C, H, W, T - self.context_frames)
+
+    def build_net(self, config: VideoPredictorConfig, C: int, H: int, W: int, t_out: int) -> torch.nn.Module:
+        """The network mapping (B, context_frames, C, H, W) to (B, t_out, C, H, W): SimVP here."""
         if H % 2**config.levels or W % 2**config.levels:
             raise ConfigError(f"model.levels={config.levels}: {H} x {W} frames are not divisible by {2**config.levels}; lower model.levels")
-        self.net = SimVPNet(
-            C, self.context_frames, T - self.context_frames,
+        return SimVPNet(
+            C, self.context_frames, t_out,
             hidden=config.hidden, levels=config.levels, translator_width=config.translator_width, blocks=config.blocks,
         )  # fmt: skip
 
