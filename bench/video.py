@@ -1,12 +1,13 @@
 """Benchmark: video prediction on Moving MNIST / Moving Fashion-MNIST (CPU size) at a fixed CPU budget.
 
-Each deterministic predictor (SimVP `video_predictor`, ConvLSTM `convlstm`: their presets' settings) trains for the
-same wall-clock budget on each dataset with its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the
-preset's optimiser settings), then predicts the future frames of the first --n-test clips of the fixed test set.
-Reported beside them: copying the last given frame (the zero-motion baseline). Metrics as in eval.json
-(genlab.metrics.video, OpenSTL's conventions) plus frame FID, identity consistency / accuracy and trajectory error
-from the video modality. OpenSTL's published numbers are for the 64 x 64, 2-object, 10 -> 10 protocol after 200 epochs
-on a GPU and are not comparable with these CPU-size runs.
+Each predictor (SimVP `video_predictor`, ConvLSTM `convlstm`, space-time diffusion `video_diffusion` with 8 given
+frames, sampled with its preset's sampler; their presets' settings, no EMA) trains for the same wall-clock budget on
+each dataset with its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the preset's optimiser settings),
+then predicts the future frames of the first --n-test clips of the fixed test set. Reported beside them: copying the
+last given frame (the zero-motion baseline). Metrics as in eval.json (genlab.metrics.video, OpenSTL's conventions)
+plus frame FID, identity consistency / accuracy and trajectory error from the video modality. OpenSTL's published
+numbers are for the 64 x 64, 2-object, 10 -> 10 protocol after 200 epochs on a GPU and are not comparable with these
+CPU-size runs.
 
     flock /tmp/genlab-heavy.lock .venv/bin/python bench/video.py                      # 300 s per model and dataset, 2 threads
     .venv/bin/python bench/video.py --budget 30 --n-test 200 --threads 1              # a quick look
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {  # (model, dataset) -> preset; a model's preset for the other dataset is the same file with data.name changed
     "simvp": "configs/video/simvp_moving_mnist_cpu.toml",
     "convlstm": "configs/video/convlstm_moving_mnist_cpu.toml",
+    "vdm": "configs/video/vdm_moving_mnist_cpu.toml",
 }
 DATASETS = ("moving_mnist_cpu", "moving_fmnist_cpu")
 SHOWN = ("mse", "mae", "ssim", "psnr", "frame_fid", "identity_consistency", "identity_accuracy", "trajectory_error")

@@ -34,18 +34,24 @@ GIF_SECONDS_PER_FRAME = 0.15
 
 
 def takes_context(model: Any) -> bool:
-    """Whether a model predicts from given frames (its `sample` takes `context`)."""
-    return any(o.name == "context" for o in model.sample_options())
+    """Whether a model predicts from given frames (its `sample` takes `context`, and it was trained with given frames)."""
+    return any(o.name == "context" for o in model.sample_options()) and getattr(model, "context_frames", 1) > 0
 
 
-def predict_clips(model: Any, clips: torch.Tensor, batch_size: int = 256, **sample_kwargs: Any) -> torch.Tensor:
+def predict_clips(
+    model: Any, clips: torch.Tensor, batch_size: int = 256, *, labels: torch.Tensor | None = None, seed: int = 0, **sample_kwargs: Any
+) -> torch.Tensor:
     """Whole clips (N, T, C, H, W) in [-1, 1] on the CPU: the model's prediction from the given frames of `clips`
-    (uint8 or [-1, 1]), in batches."""
-    out = []
+    (uint8 or [-1, 1]), in batches; a class-conditional model gets the clips' `labels`, a stochastic one seeded noise."""
+    out, g = [], torch.Generator().manual_seed(seed)
+    conditional = bool(getattr(model, "conditional", False))
+    if conditional and labels is None:
+        raise ConfigError("a class-conditional video model predicts clips of known classes: the reference clips have no labels")
     for s in range(0, len(clips), batch_size):
         ctx = clips[s : s + batch_size]
         ctx = to_unit_range(ctx) if ctx.dtype == torch.uint8 else ctx
-        out.append(model.sample(len(ctx), context=ctx, **sample_kwargs).cpu())
+        y = labels[s : s + len(ctx)] if conditional else None
+        out.append(model.sample(len(ctx), labels=y, context=ctx, generator=g, **sample_kwargs).cpu())
     return torch.cat(out)
 
 
@@ -113,7 +119,7 @@ class VideoModality(Modality):
         if takes_context(model):
             if reference is None:
                 raise ConfigError("a video predictor's preview needs reference clips for its given frames")
-            return predict_clips(model, reference.x[:n])
+            return predict_clips(model, reference.x[:n], labels=getattr(reference, "y", None))
         return model.sample(n, labels=labels, generator=generator)
 
     def arrays(self, x: torch.Tensor, spec: DataSpec) -> dict[str, np.ndarray]:
@@ -154,7 +160,7 @@ class VideoModality(Modality):
         if takes_context(model):
             C = model.context_frames
             start = time.perf_counter()
-            clips = predict_clips(model, true, **kw)
+            clips = predict_clips(model, true, labels=getattr(test, "y", None), seed=ec.seed, **kw)
             out["seconds_per_clip"] = (time.perf_counter() - start) / n
             made, ref = clips[:, C:], true[:, C:]
             out.update(prediction_metrics(made, ref))

@@ -9,6 +9,9 @@ import torch
 from torch import nn
 
 from genlab.nn.convnets import ResBlock
+from genlab.nn.embeddings import ClassEmbedding, NoiseEmbedding
+from genlab.nn.unet import Attention, _groups
+from genlab.nn.unet import ResBlock as EmbResBlock
 
 
 def _conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
@@ -115,3 +118,138 @@ class ConvLSTMNet(nn.Module):
             x = frames[:, t + 1] if t + 1 < T else y
         out = torch.stack(preds, 1).flatten(0, 1)
         return nn.functional.pixel_shuffle(out, p).reshape(B, self.t_out, C, H, W)
+
+
+class TemporalMix(nn.Module):
+    """Mixing along time at every pixel, residual, for features (B T, c, H, W) of clips of T frames:
+      - "attention": multi-head self-attention over the T frames of each pixel, on GroupNorm'd features plus a learned
+        embedding of the frame index (attention alone cannot tell the frames' order);
+      - "conv": a 1-D convolution over the T frames (kernel 3, zero padding).
+    The output projection starts small (a tenth of its default initialisation), so that the block starts close to the
+    identity and the network close to a per-frame image denoiser (Ho et al. 2022, "Video Diffusion Models": factorised
+    space-time blocks)."""
+
+    def __init__(self, channels: int, frames: int, kind: str = "attention", heads: int = 4):
+        super().__init__()
+        if kind not in ("attention", "conv"):
+            raise ValueError(f"TemporalMix: kind must be 'attention' or 'conv', got {kind!r}")
+        if kind == "attention" and channels % heads:
+            raise ValueError(f"temporal attention: {channels} channels do not split into {heads} heads")
+        self.kind, self.frames, self.heads = kind, frames, heads
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        if kind == "attention":
+            self.pos = nn.Parameter(torch.randn(frames, channels) * 0.02)
+            self.qkv = nn.Linear(channels, 3 * channels)
+            self.proj = nn.Linear(channels, channels)
+        else:
+            self.conv = nn.Conv1d(channels, channels, 3, padding=1)
+            self.proj = nn.Conv1d(channels, channels, 1)
+        with torch.no_grad():
+            self.proj.weight.mul_(0.1)
+            self.proj.bias.zero_()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        BT, c, H, W = h.shape
+        T = self.frames
+        z = self.norm(h).view(BT // T, T, c, H, W).permute(0, 3, 4, 1, 2).reshape(-1, T, c)  # (B H W, T, c)
+        if self.kind == "attention":
+            q, k, v = self.qkv(z + self.pos).view(z.shape[0], T, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+            out = self.proj(nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(-1, T, c))
+        else:
+            out = self.proj(nn.functional.silu(self.conv(z.transpose(1, 2)))).transpose(1, 2)
+        return h + out.view(BT // T, H, W, T, c).permute(0, 3, 4, 1, 2).reshape(BT, c, H, W)
+
+
+class SpaceTimeUNet(nn.Module):
+    """F(x, c_noise[, y][, cond]) for clips (B, T, C, H, W) -> (B, T, C, H, W): a factorised space-time UNet (Ho et al.
+    2022). Every level holds `blocks` pairs of a per-frame residual block (2-D convolutions, scale-shift conditioning on
+    the noise level and the class, genlab.nn.unet's ResBlock), per-frame self-attention at the frame sizes (smaller side,
+    `size` at the top) listed in `attn_resolutions`, and a `TemporalMix` block; the resolution halves per level in space
+    only (the frames are kept). `cond_channels` extra channels per frame (e.g. the given frames and their mask)
+    are concatenated to x's channels.
+
+    Example:
+        >>> net = SpaceTimeUNet(1, frames=4, channels=(8, 16))
+        >>> net(torch.zeros(2, 4, 1, 16, 16), torch.zeros(2)).shape
+        torch.Size([2, 4, 1, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        *,
+        frames: int,
+        channels: tuple[int, ...] = (32, 64),
+        blocks: int = 1,
+        temporal: str = "attention",
+        heads: int = 4,
+        attn_resolutions: tuple[int, ...] = (),
+        size: int = 32,
+        num_classes: int = 0,
+        cond_channels: int = 0,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if not channels or blocks < 1:
+            raise ValueError("SpaceTimeUNet needs at least one level and one block per level")
+        emb_dim = 4 * channels[0]
+        self.frames, self.blocks, self.levels, self.cond_channels = frames, blocks, len(channels), cond_channels
+        self.noise_emb = NoiseEmbedding(channels[0], emb_dim)
+        self.class_emb = ClassEmbedding(num_classes, emb_dim) if num_classes else None
+        self.conv_in = nn.Conv2d(in_channels + cond_channels, channels[0], 3, padding=1)
+
+        def block(c_in: int, c_out: int, res: int) -> nn.ModuleList:
+            space = Attention(c_out, heads) if res in attn_resolutions else nn.Identity()
+            return nn.ModuleList([EmbResBlock(c_in, c_out, emb_dim, dropout), space, TemporalMix(c_out, frames, temporal, heads)])
+
+        self.down, self.downsample, skips, c, res = nn.ModuleList(), nn.ModuleList(), [], channels[0], size
+        for i, ch in enumerate(channels):
+            for _ in range(blocks):
+                self.down.append(block(c, ch, res))
+                c = ch
+                skips.append(c)
+            last = i == len(channels) - 1
+            self.downsample.append(nn.Identity() if last else nn.Conv2d(c, c, 3, stride=2, padding=1))
+            res = res if last else (res + 1) // 2
+        self.mid = nn.ModuleList([block(c, c, res), block(c, c, res)])
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for i, ch in reversed(list(enumerate(channels))):
+            for _ in range(blocks):
+                self.up.append(block(c + skips.pop(), ch, res))
+                c = ch
+            res = res * 2
+            self.upsample.append(nn.Conv2d(c, channels[i - 1], 3, padding=1) if i > 0 else nn.Identity())
+            c = channels[i - 1] if i > 0 else c
+        self.norm_out = nn.GroupNorm(_groups(c), c)
+        self.conv_out = nn.Conv2d(c, in_channels, 3, padding=1)
+
+    def forward(
+        self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor | None = None, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        B, T, C, H, W = x.shape
+        emb = self.noise_emb(c_noise)
+        if self.class_emb is not None:
+            emb = emb + self.class_emb(y if y is not None else torch.full_like(c_noise, self.class_emb.null, dtype=torch.long))
+        emb = emb.repeat_interleave(T, 0)  # (B T, E): every frame of a clip shares the clip's conditioning
+        if self.cond_channels:
+            x = torch.cat([x, cond], dim=2)
+        h = self.conv_in(x.flatten(0, 1))
+        skips, k = [], 0
+        for level in range(self.levels):
+            for _ in range(self.blocks):
+                res, space, mix = self.down[k]
+                h = mix(space(res(h, emb)))
+                skips.append(h)
+                k += 1
+            h = self.downsample[level](h)
+        for res, space, mix in self.mid:
+            h = mix(space(res(h, emb)))
+        k = 0
+        for level in range(self.levels):
+            for _ in range(self.blocks):
+                res, space, mix = self.up[k]
+                h = mix(space(res(torch.cat([h, skips.pop()], dim=1), emb)))
+                k += 1
+            if level < self.levels - 1:
+                h = nn.functional.interpolate(self.upsample[level](h), size=skips[-1].shape[-2:], mode="nearest")
+        return self.conv_out(nn.functional.silu(self.norm_out(h))).view(B, T, C, H, W)

@@ -16,6 +16,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from genlab import registry
 from genlab.config import param
@@ -85,7 +86,7 @@ class _Denoiser:
             d = d_u + self.guidance * (d_c - d_u)
         # Images live in [-1, 1], and so does E[x0 | x]: clipping the estimate (Ho et al. 2020's sampler) only removes error,
         # which an eps-predicting network amplifies by sigma at high noise.
-        return d.clamp(-1, 1) if m.spec.is_image else d
+        return d.clamp(-1, 1) if m.bounded_samples else d
 
     def sigmas(self, kind: str, n: int) -> torch.Tensor:
         return self.model.sigma_grid(kind, n)
@@ -140,12 +141,22 @@ class DiffusionModel(GenerativeModel):
         registry.sampler(cfg.sampler)  # a clear error naming the closest sampler
         K = spec.num_classes if cfg.conditional else 0
         self.null_label = K
-        self.net = build_network(cfg, spec, cond_channels=spec.shape[0] if cfg.lowres else 0)
+        self.net = self.build_net(cfg, spec)
         if not self.edm:
             betas = schedules.betas_for(cfg.schedule, cfg.timesteps)
             sig = schedules.vp_sigmas(schedules.alpha_bar(betas))
             self.register_buffer("vp_sigma_table", sig.float(), persistent=False)
             self._log_sig64 = sig.log()  # float64, for c_noise interpolation and grids
+
+    def build_net(self, cfg: DiffusionConfig, spec: DataSpec) -> nn.Module:
+        """The denoiser network F: genlab's UNet / MLP (models/diffusion/network.py), with the low-res image's channels
+        when super-resolving. A model over other data (video) builds its own."""
+        return build_network(cfg, spec, cond_channels=spec.shape[0] if cfg.lowres else 0)
+
+    @property
+    def bounded_samples(self) -> bool:
+        """Whether samples live in [-1, 1] (and are clamped to it): images."""
+        return self.spec.is_image
 
     # ----------------------------------------------------------------- the denoiser
     @classmethod
@@ -281,12 +292,7 @@ class DiffusionModel(GenerativeModel):
         x0, y = batch["x"], batch.get("y")
         B = x0.shape[0]
         y = self._train_labels(y, B, x0)
-        cond = None
-        if self.config.lowres:
-            cond = self.lowres_condition(self.downsample(x0))
-            if self.training and self.config.p_uncond > 0:
-                keep = torch.rand(B, device=x0.device) >= self.config.p_uncond
-                cond = cond * self._bc(keep.to(x0.dtype), x0)
+        cond = self.training_condition(x0)
         sigma = self.training_sigmas(B, x0)
         x = x0 + self._bc(sigma, x0) * torch.randn_like(x0)
         c_skip, c_out, c_in = (self._bc(c, x0) for c in self.preconditioning(sigma))
@@ -295,6 +301,17 @@ class DiffusionModel(GenerativeModel):
         mse = (out - target).pow(2).flatten(1).mean(1)
         w = self.loss_weight(sigma) * self.preconditioning(sigma)[1] ** 2
         return {"loss": (w * mse).mean(), "mse": mse.mean().detach()}
+
+    def training_condition(self, x0: torch.Tensor) -> torch.Tensor | None:
+        """The network's conditioning input for a training batch: the upsampled low-res image of x0 when super-resolving
+        (dropped with probability p_uncond, for guidance), else none."""
+        if not self.config.lowres:
+            return None
+        cond = self.lowres_condition(self.downsample(x0))
+        if self.training and self.config.p_uncond > 0:
+            keep = torch.rand(x0.shape[0], device=x0.device) >= self.config.p_uncond
+            cond = cond * self._bc(keep.to(x0.dtype), x0)
+        return cond
 
     def _train_labels(self, y: torch.Tensor | None, n: int, like: torch.Tensor) -> torch.Tensor | None:
         """Labels with label dropout: each replaced by the null label with probability p_uncond."""
@@ -317,12 +334,17 @@ class DiffusionModel(GenerativeModel):
         self.check_sample_kwargs(kwargs)
         name = kwargs.pop("sampler", None) or self.config.sampler
         steps = kwargs.pop("steps", None) or (self.num_timesteps if name == "ddpm" else self.config.steps)
-        den = self.denoiser(labels, kwargs.pop("guidance", None), kwargs.pop("lowres", None))
+        den = self.sampling_denoiser(labels, kwargs)
         progress = bool(kwargs.pop("progress", False))
         opts = {k: v for k, v in kwargs.items() if v is not None}
         noise = randn((n, *self.spec.shape), next(self.parameters()), generator)
         x = run(name, den, noise, int(steps), generator=generator, progress=progress, **opts)
-        return x.clamp(-1, 1) if self.spec.is_image else x
+        return x.clamp(-1, 1) if self.bounded_samples else x
+
+    def sampling_denoiser(self, labels: torch.Tensor | None, kwargs: dict) -> _Denoiser:
+        """The denoiser `sample` runs: bound to the labels, and to the guidance and conditioning options it pops from
+        `kwargs` (here `guidance` and `lowres`)."""
+        return self.denoiser(labels, kwargs.pop("guidance", None), kwargs.pop("lowres", None))
 
     @property
     def num_timesteps(self) -> int:

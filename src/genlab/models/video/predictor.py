@@ -19,6 +19,29 @@ from genlab.registry import register_model
 from genlab.spec import DataSpec
 
 
+def context_clips(
+    context: torch.Tensor | str | os.PathLike | None, n: int, spec: DataSpec, frames: int, device: torch.device, who: str
+) -> torch.Tensor:
+    """The first `frames` frames of the first n clips of `context` (a tensor in [-1, 1] or uint8, or a file for
+    `read_clips`), checked against the clips of `spec`, on `device`; `who` names the model in the errors."""
+    if context is None:
+        shape = ", ".join(map(str, spec.shape[1:]))
+        raise ConfigError(
+            f"{who} predicts frames and cannot make clips from nothing: pass context=, the given frames as "
+            f"clips (n, >= {frames}, {shape}) or an .npz / .gif of them (`genlab sample RUN --context clips.npz`)"
+        )
+    if isinstance(context, (str, os.PathLike)):
+        context = read_clips(context)
+    if context.dtype == torch.uint8:
+        context = to_unit_range(context)
+    T, *frame = spec.shape
+    if context.ndim != 5 or list(context.shape[2:]) != frame or context.shape[1] < frames:
+        raise ConfigError(f"context: expected clips (n, >= {frames}, {', '.join(map(str, frame))}), got {tuple(context.shape)}")
+    if len(context) < n:
+        raise ConfigError(f"context: {len(context)} clips given for {n} samples; pass --n {len(context)} or more clips")
+    return context[:n, :frames].to(device).float()
+
+
 @dataclass
 class VideoPredictorConfig(ModelConfig):
     """SimVP: per-frame encoder, a translator over the stacked context frames, per-frame decoder."""
@@ -81,26 +104,8 @@ class VideoPredictor(GenerativeModel):
         return {"loss": mse, "mse": mse.detach()}
 
     def context_tensor(self, context: torch.Tensor | str | os.PathLike | None, n: int) -> torch.Tensor:
-        """The first C frames of the first n clips of `context` (a tensor in [-1, 1] or uint8, or a file for
-        `read_clips`), checked against the model's frames, on the model's device."""
-        if context is None:
-            frames = ", ".join(map(str, self.spec.shape[1:]))
-            raise ConfigError(
-                f"{type(self).__name__} predicts frames and cannot make clips from nothing: pass context=, the given frames as "
-                f"clips (n, >= {self.context_frames}, {frames}) or an .npz / .gif of them (`genlab sample RUN --context clips.npz`)"
-            )
-        if isinstance(context, (str, os.PathLike)):
-            context = read_clips(context)
-        if context.dtype == torch.uint8:
-            context = to_unit_range(context)
-        T, *frame = self.spec.shape
-        if context.ndim != 5 or list(context.shape[2:]) != frame or context.shape[1] < self.context_frames:
-            raise ConfigError(
-                f"context: expected clips (n, >= {self.context_frames}, {', '.join(map(str, frame))}), got {tuple(context.shape)}"
-            )
-        if len(context) < n:
-            raise ConfigError(f"context: {len(context)} clips given for {n} samples; pass --n {len(context)} or more clips")
-        return context[:n, : self.context_frames].to(self.device).float()
+        """The first C frames of the first n clips of `context`, checked, on the model's device (`context_clips`)."""
+        return context_clips(context, n, self.spec, self.context_frames, self.device, type(self).__name__)
 
     @torch.no_grad()
     def sample(
