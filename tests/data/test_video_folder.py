@@ -90,3 +90,22 @@ def test_a_predictor_trains_on_a_folder(folder, tmp_path):
         result = genlab.train(raw, overrides, run_dir=tmp_path / "run")
     clips = result.model.sample(1, context=torch.zeros(1, 2, 1, 16, 16))
     assert clips.shape == (1, 4, 1, 16, 16)
+
+
+def test_mp4_written_by_the_modality_reads_back(tmp_path):
+    pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (in the test extras)")
+    from genlab import registry
+    from genlab.spec import DataSpec
+
+    frames = -torch.ones(1, 6, 1, 16, 16)
+    for t in range(6):  # a bright 4 x 4 square moving right on black
+        frames[0, t, 0, 6:10, 2 * t : 2 * t + 4] = 1.0
+    spec, video = DataSpec((6, 1, 16, 16), modality="video"), registry.modality("video")
+    video.write(frames, None, tmp_path / "mp4" / "clip.mp4", spec)
+    video.write(frames, None, tmp_path / "gif" / "clip.gif", spec)  # lossless for black and white
+    read = {k: video_folder(DataConfig(name="video_folder", root=str(tmp_path / k)), "train").x.float() for k in ("mp4", "gif")}
+    h = read["gif"].shape[-1]  # 16 px frames, enlarged 2x, in a grid with a border; the MP4 pads sides to multiples of 16
+    assert read["mp4"].shape[:3] == read["gif"].shape[:3] == (1, 6, 1) and read["mp4"].shape[-1] == h + (-h % 16)
+    read["mp4"] = read["mp4"][..., :h, :h]
+    assert (read["mp4"] - read["gif"]).abs().mean() < 8  # H.264 is lossy: a few grey levels on average
+    assert (read["mp4"][:, 1:] - read["mp4"][:, :-1]).abs().mean() > 4 * (read["mp4"] - read["gif"]).abs().mean()  # motion survives

@@ -99,7 +99,7 @@ def identity_consistency(net: Any, clips: torch.Tensor, object_size: int) -> tup
 class VideoModality(Modality):
     """Clips stored uint8 (N, T, 1, H, W) and shown to models in [-1, 1]; frames first, so x[:, t] is an image batch."""
 
-    suffixes: ClassVar[tuple[str, ...]] = (".gif", ".png", ".npz")
+    suffixes: ClassVar[tuple[str, ...]] = (".gif", ".mp4", ".png", ".npz")
     headline: ClassVar[tuple[tuple[str, str], ...]] = (
         ("mse", "MSE/frame"),
         ("ssim", "SSIM"),
@@ -128,20 +128,31 @@ class VideoModality(Modality):
     def preview(
         self, x: torch.Tensor, path: str | os.PathLike, *, spec: DataSpec, labels: torch.Tensor | None = None, reference: Any = None
     ) -> Path:
-        """.png: a frame strip, one row per clip; .gif: an animation of all clips side by side (enlarged 2x below 64 px)."""
+        """.png: a frame strip, one row per clip; .gif / .mp4: an animation of all clips side by side (enlarged 2x below
+        64 px; MP4 needs `imageio-ffmpeg`, H.264 at the GIF's frame rate, sides padded to multiples of 16)."""
         path = Path(path)
         if x.ndim != 5:
             raise DataError(f"video previews take clips (N, T, C, H, W); got shape {tuple(x.shape)}")
         scale = 2 if x.shape[-1] < 64 else 1
         if path.suffix == ".png":
             return save_image_grid(x.flatten(0, 1), path, nrow=x.shape[1], scale=scale)
-        if path.suffix != ".gif":
-            raise ConfigError(f"{path}: a video preview is a .png frame strip or a .gif")
+        if path.suffix not in (".gif", ".mp4"):
+            raise ConfigError(f"{path}: a video preview is a .png frame strip, a .gif or an .mp4")
         import imageio.v3 as iio
 
         frames = frame_grid(x)
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
-        atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=int(1000 * GIF_SECONDS_PER_FRAME), loop=0))
+        if path.suffix == ".gif":
+            atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, extension=".gif", duration=int(1000 * GIF_SECONDS_PER_FRAME), loop=0))
+            return path
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise ConfigError(f"{path}: writing MP4 needs imageio's ffmpeg plugin: pip install imageio-ffmpeg (or write a .gif)") from None
+        h, w = frames.shape[1:3]
+        frames = np.pad(frames, ((0, 0), (0, -h % 16), (0, -w % 16)) + ((0, 0),) * (frames.ndim - 3))
+        fps = 1 / GIF_SECONDS_PER_FRAME
+        atomic_write(path, lambda tmp: iio.imwrite(tmp, frames, extension=".mp4", fps=fps, codec="libx264", output_params=["-f", "mp4"]))
         return path
 
     def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
