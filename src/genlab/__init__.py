@@ -1,7 +1,7 @@
 """genlab: deep generative models — GANs, VAEs, diffusion, normalizing flows and autoregressive
 models — behind one contract, one trainer, one CLI and one evaluation harness."""
 
-from genlab.api import evaluate, info, list_datasets, list_models, list_samplers, load, sample, train
+from genlab.api import evaluate, info, list_datasets, list_models, list_samplers, load, optimize, sample, train
 from genlab.config import RunConfig, build_run_config
 from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, TrainingError
 
@@ -21,6 +21,7 @@ __all__ = [
     "list_models",
     "list_samplers",
     "load",
+    "optimize",
     "sample",
     "train",
 ]

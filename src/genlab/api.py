@@ -16,6 +16,7 @@ import torch
 
 from genlab import registry
 from genlab.apps.export import HUB_PREFIX, pull
+from genlab.apps.optimize import OptimizeResult, optimize  # noqa: F401  (re-exported: genlab.optimize)
 from genlab.config import RunConfig, build_run_config
 from genlab.errors import CheckpointError
 from genlab.evaluation import evaluate_model

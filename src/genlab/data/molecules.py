@@ -17,7 +17,7 @@ import re
 import tempfile
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -144,7 +144,7 @@ class MoleculeTokenizer:
     def encode(self, smiles: Sequence[str], length: int) -> tuple[torch.Tensor, np.ndarray, dict[str, int]]:
         """(ids (N', length) as uint8 or int16 with <eos> padding, indices of the N' encoded molecules, counts of the
         skipped ones by reason: "unencodable", "unknown_token", "too_long")."""
-        return self.encode_tokens([self.tokens(s) for s in smiles], length)
+        return self.encode_tokens([writable_tokens(s, self.encoding) for s in smiles], length)
 
     def encode_tokens(self, token_lists: Sequence[Sequence[str] | None], length: int) -> tuple[torch.Tensor, np.ndarray, dict[str, int]]:
         """`encode` for molecules already split into tokens (None: the molecule could not be encoded)."""
@@ -193,6 +193,17 @@ def molecule_tokens(smiles: str, encoding: str) -> list[str] | None:
         s = smiles_to_selfies(smiles)
         return None if s is None else tokenize_selfies(s)
     raise DataError(f"unknown molecule encoding {encoding!r}: expected 'smiles' or 'selfies'")
+
+
+def writable_tokens(smiles: str, encoding: str) -> list[str] | None:
+    """`molecule_tokens`, or None (counted as "unencodable") for a string with characters no SMILES token covers,
+    such as RDKit's %(nnn) ring closures."""
+    if encoding not in ("smiles", "selfies"):
+        return molecule_tokens(smiles, encoding)  # raises, naming the encodings
+    try:
+        return molecule_tokens(smiles, encoding)
+    except DataError:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------ files
@@ -348,7 +359,8 @@ class _Encoded:
     length: int
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where encoded molecule sets and their properties are cached: $GENLAB_CACHE/molecules, else ~/.cache/genlab/molecules."""
     root = os.environ.get("GENLAB_CACHE")
     return (Path(root) if root else Path.home() / ".cache" / "genlab") / "molecules"
 
@@ -362,7 +374,7 @@ def _train_encoding(src: MoleculeSource, cfg: DataConfig) -> _Encoded:
     key = hashlib.sha256(f"v1|{src.identity}|{src.name}|{src.encoding}|{cfg.n_train}|{cfg.seed}".encode()).hexdigest()[:16]
     if key in _TRAIN:
         return _TRAIN[key]
-    path = _cache_dir() / f"{src.name}_train_{key}.npz"
+    path = cache_dir() / f"{src.name}_train_{key}.npz"
     if path.is_file():
         with np.load(path) as z:
             enc = _Encoded(torch.from_numpy(z["x"]), tuple(str(t) for t in z["vocab"]), int(z["length"]))
@@ -372,7 +384,7 @@ def _train_encoding(src: MoleculeSource, cfg: DataConfig) -> _Encoded:
             smiles, bad = parseable(smiles)
             if bad:
                 warnings.warn(f"{src.name}: skipped {bad} training SMILES that RDKit cannot parse")
-        token_lists = [molecule_tokens(s, src.encoding) for s in smiles]
+        token_lists = [writable_tokens(s, src.encoding) for s in smiles]
         lengths = [len(t) for t in token_lists if t is not None]
         if not lengths:
             raise DataError(f"{src.name}: no training molecule could be encoded as {src.encoding}")
@@ -415,18 +427,23 @@ def build_molecules(cfg: DataConfig, split: str) -> ArrayDataset:
     return ArrayDataset(x, None, spec, f"{cfg.name}:{split}")
 
 
-def _register(name: str, kind: str, encoding: str, doc: str) -> None:
+def register_molecule_dataset(
+    name: str, kind: str, encoding: str, doc: str, builder: Callable[[DataConfig, str], ArrayDataset] = build_molecules
+) -> None:
+    """Register dataset `name` over a molecule source of `kind` ("moses" or "file") in `encoding`, built by `builder`."""
     _SOURCES[name] = (kind, encoding)
 
     def build(cfg: DataConfig, split: str) -> ArrayDataset:
-        return build_molecules(cfg, split)
+        return builder(cfg, split)
 
     build.__name__ = name
     build.__doc__ = doc
     register_dataset(name)(build)
 
 
-_register("moses", "moses", "smiles", "MOSES (Polykovskiy et al. 2020): 1.58M / 176k / 176k SMILES, atom-level tokens.")
-_register("moses_selfies", "moses", "selfies", "MOSES as SELFIES tokens (Krenn et al. 2020).")
-_register("smiles_file", "file", "smiles", "data.root = a CSV with a 'smiles' column or one SMILES per line; atom-level tokens.")
-_register("smiles_file_selfies", "file", "selfies", "data.root = a SMILES file, as SELFIES tokens.")
+register_molecule_dataset("moses", "moses", "smiles", "MOSES (Polykovskiy et al. 2020): 1.58M / 176k / 176k SMILES, atom-level tokens.")
+register_molecule_dataset("moses_selfies", "moses", "selfies", "MOSES as SELFIES tokens (Krenn et al. 2020).")
+register_molecule_dataset(
+    "smiles_file", "file", "smiles", "data.root = a CSV with a 'smiles' column or one SMILES per line; atom-level tokens."
+)
+register_molecule_dataset("smiles_file_selfies", "file", "selfies", "data.root = a SMILES file, as SELFIES tokens.")

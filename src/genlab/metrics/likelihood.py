@@ -116,7 +116,7 @@ def per_example_nll(
         bar = tqdm(total=n, unit="ex", disable=not progress, desc=desc or f"nll k={k}", leave=False)
         for batch in iterate(ds, transform, batch_size, seed=seed, limit=n):
             x = batch["x"].to(model.device)
-            y = batch["y"].to(model.device) if model.conditional else None
+            y = batch["y"].to(model.device) if model.conditional or getattr(model, "condition_names", ()) else None
             out.append(model.nll(x, y, k=k).double().cpu())
             bar.update(len(x))
         bar.close()

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import warnings
 from collections import Counter
 from collections.abc import Collection, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.data.molecule_properties import sascorer
 from genlab.errors import DataError
 from genlab.metrics.fid import frechet_distance
 
@@ -251,20 +251,6 @@ def passes_filters(mol: Any) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------ properties
-@lru_cache(maxsize=1)
-def _sascorer() -> Any:
-    from rdkit.Chem import RDConfig
-
-    folder = os.path.join(RDConfig.RDContribDir, "SA_Score")
-    if not os.path.isfile(os.path.join(folder, "sascorer.py")):
-        return None
-    if folder not in sys.path:
-        sys.path.append(folder)
-    import sascorer
-
-    return sascorer
-
-
 def properties(mols: Sequence[Any]) -> dict[str, np.ndarray]:
     """logP (Crippen), SA (Ertl and Schuffenhauer 2009; RDKit Contrib, absent when not shipped), QED (Bickerton et al.
     2012) and molecular weight of each molecule."""
@@ -275,7 +261,7 @@ def properties(mols: Sequence[Any]) -> dict[str, np.ndarray]:
         "QED": np.array([QED.qed(m) for m in mols]),
         "weight": np.array([Descriptors.MolWt(m) for m in mols]),
     }
-    sa = _sascorer()
+    sa = sascorer()
     if sa is not None:
         out["SA"] = np.array([sa.calculateScore(m) for m in mols])
     return out

@@ -12,9 +12,11 @@ import torch
 
 from genlab.checkpoint import atomic_write, atomic_write_text
 from genlab.config import RunConfig
+from genlab.data.molecule_properties import PROPERTY_TOLERANCE
 from genlab.data.molecules import MoleculeTokenizer, molecule_source
 from genlab.errors import ConfigError
 from genlab.metrics import moses
+from genlab.metrics.molecule_conditions import smiles_condition_metrics
 from genlab.modalities.base import Modality
 from genlab.models.sampling import timed_samples
 from genlab.registry import register_modality
@@ -22,6 +24,16 @@ from genlab.spec import DataSpec
 
 PREVIEW_MAX = 48
 REFERENCE_NAMES = {"test": "Test", "test_scaffolds": "TestSF"}
+
+
+def eval_targets(model: Any, test: Any, n: int, seed: int, properties: Any = None) -> torch.Tensor:
+    """The property targets (n, K) a property-conditional model is evaluated on: the requested `properties` (others
+    drawn from the training conditions), else the properties of n test molecules drawn at random with `seed`."""
+    g = torch.Generator().manual_seed(seed + 1)
+    if properties is not None or getattr(test, "y", None) is None or not test.y.is_floating_point():
+        return model.condition_targets(properties, n, g).cpu()
+    rows = torch.randint(len(test.y), (n,), generator=g)
+    return model.dataset_conditions(test.y[rows], n).cpu()
 
 
 def decode_smiles(x: torch.Tensor, spec: DataSpec) -> list[str]:
@@ -55,9 +67,16 @@ class Molecules(Modality):
 
     def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
         """The MOSES table of eval.n_samples molecules drawn with seed eval.seed, against the dataset's test and scaffold
-        test sets, with novelty against its training split."""
+        test sets, with novelty against its training split. A property-conditional model (`condition_names`) is asked
+        for the properties of random test molecules (or for the `properties` requested) and scored on how close it lands
+        (genlab.metrics.molecule_conditions)."""
         n = cfg.eval.n_samples
-        x, _, sec = timed_samples(model, n, cfg.eval.seed, **(sample_kwargs or {}))
+        kwargs = dict(sample_kwargs or {})
+        names = tuple(getattr(model, "condition_names", ()))
+        if names:
+            targets = eval_targets(model, test, n, cfg.eval.seed, kwargs.get("properties"))
+            kwargs["properties"] = targets
+        x, _, sec = timed_samples(model, n, cfg.eval.seed, **kwargs)
         smiles = decode_smiles(x, model.spec)
         device = str(model.device) if model.device.type == "cuda" else "cpu"
         refs, described = references(cfg, device)
@@ -67,6 +86,8 @@ class Molecules(Modality):
         train = frozenset(src.splits["train"] if src.curated else filter(None, map(moses.canonical, src.splits["train"])))
         numbers = moses.moses_metrics(smiles, refs, train, device=device, n_jobs=torch.get_num_threads())
         numbers["sample_seconds_per_molecule"] = sec
+        if names:
+            numbers.update(smiles_condition_metrics(smiles, targets.cpu().numpy(), names, n_jobs=torch.get_num_threads()))
         conventions = {
             "n_samples": n,
             "metrics": "MOSES (Polykovskiy et al. 2020), genlab.metrics.moses; unique@k over the first k valid samples; "
@@ -79,6 +100,18 @@ class Molecules(Modality):
             "filters": "allowed atoms C N S O F Cl Br H, no charge, no ring >= 8 atoms, MOSES's 22 MCF SMARTS, RDKit PAINS A/B/C",
             "properties": "Wasserstein-1 distance to the Test reference: logP (Crippen), SA, QED, molecular weight",
         }
+        if names:
+            conventions["conditions"] = (
+                f"targets {', '.join(names)}: "
+                + (
+                    "as requested"
+                    if sample_kwargs and sample_kwargs.get("properties") is not None
+                    else "the properties of random test molecules"
+                )
+                + "; cond_mae / cond_within (tolerance "
+                + ", ".join(f"{k} {PROPERTY_TOLERANCE[k]:g}" for k in names)
+                + ") over valid samples; cond_mae_*_shuffled: the MAE against randomly re-paired targets (no conditioning)"
+            )
         return numbers, conventions
 
     def arrays(self, x: torch.Tensor, spec: DataSpec) -> dict[str, np.ndarray]:
