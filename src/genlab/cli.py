@@ -127,7 +127,7 @@ def _cmd_list(a: argparse.Namespace) -> int:
     for name in registry.list_samplers():
         print(f"sampler  {name}")
     for name in registry.list_modalities():
-        print(f"modality {name}")
+        print(f"modality {name:<10} --out {' '.join(s or 'DIR/' for s in registry.modality(name).suffixes)}")
     return 0
 
 
@@ -176,7 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run", description="Draw samples from a trained run.")
     s.add_argument("run", help="run directory")
     s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", required=True, help="FILE.png (grid) or FILE.npz (uint8 images N x C x H x W under 'images', 'labels')")
+    s.add_argument(
+        "--out",
+        required=True,
+        help="a file in a format the data's modality writes (`genlab list` shows each one's suffixes): images FILE.png (grid) or "
+        "FILE.npz (uint8 N x C x H x W under 'images', 'labels'); a folder for waveforms (one WAV per sample)",
+    )
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--labels", default=None, help="class labels for conditional models, e.g. 3 or 0,1,2 (default: balanced)")
     s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")

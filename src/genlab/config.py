@@ -195,7 +195,7 @@ class DataConfig:
     pad_to: int | None = param(None, ge=1, help="zero-pad (in [-1, 1]: pad with -1) images to this size, e.g. 28 -> 32")
     dequantize: bool = param(True, help="add uniform noise to 8-bit pixels (for continuous densities)")
     binarize: bool = param(False, help="dynamic binarisation: each pixel ~ Bernoulli(intensity), values {-1, 1}")
-    frames: int | None = param(None, ge=1, help="video_folder: frames per clip (longer clips are cut into windows); default the shortest clip")
+    frames: int | None = param(None, ge=1, help="video_folder: frames per clip (longer clips cut into windows); default the shortest")
     n_train: int | None = param(None, ge=1, help="keep only the first n training examples (toy data: how many to draw)")
     n_test: int | None = param(None, ge=1, help="keep only the first n test examples")
     seed: int = param(0, help="seed for toy-data draws")

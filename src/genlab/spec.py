@@ -20,7 +20,7 @@ class DataSpec:
       - "tokens": integer sequences (L,) over the vocabulary `vocab` (token 0 ends a sequence; what follows it is padding).
 
     `modality` names the registered `genlab.modalities` entry that evaluates, writes and previews such data
-    (default: "tokens", "image" for C x H x W, "points" for vectors).
+    (default: "tokens", "image" for C x H x W, "points" for vectors). `sample_rate` is a waveform's samples per second.
     """
 
     shape: tuple[int, ...]
@@ -30,6 +30,7 @@ class DataSpec:
     class_names: tuple[str, ...] = ()
     vocab: tuple[str, ...] = ()
     modality: str = ""
+    sample_rate: int = 0  # waveforms: samples per second (0: not audio)
 
     def __post_init__(self) -> None:
         if not self.modality:  # the built-in modalities follow from the encoding and the shape; others are named
@@ -64,4 +65,5 @@ class DataSpec:
             class_names=tuple(d.get("class_names", ())),
             vocab=tuple(d.get("vocab", ())),
             modality=d.get("modality", ""),
+            sample_rate=int(d.get("sample_rate", 0)),
         )

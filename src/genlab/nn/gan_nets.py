@@ -14,13 +14,13 @@ from genlab.nn.embeddings import FourierFeatures
 
 
 def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al. 2018) of every Linear / Conv2d weight in `module`, in place.
+    """Spectral normalisation (Miyato et al. 2018) of every Linear / Conv1d / Conv2d weight in `module`, in place.
 
     torch's parametrisation: W / sigma(W) with sigma from one power iteration per training forward (buffers u, v);
     in eval mode the stored u, v are used as they are, so an eval forward changes nothing.
     """
     for m in list(module.modules()):
-        if isinstance(m, (nn.Linear, nn.Conv2d)):
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             nn.utils.parametrizations.spectral_norm(m)
     return module
 

@@ -260,6 +260,21 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+MAX_PLAYERS = 10  # audio players per run (each 1 s of 16-bit audio is ~43 KB of base64)
+
+
+def _audio_players(entry: RunEntry) -> str:
+    """<audio> players for the WAVs a waveform preview wrote beside its spectrogram grid (samples/final/*.wav)."""
+    folder = entry.path / rundir.SAMPLES / "final"
+    wavs = sorted(folder.glob("*.wav"))[:MAX_PLAYERS] if folder.is_dir() else []
+    players = "".join(
+        f'<figure><audio controls preload="none" src="data:audio/wav;base64,{base64.b64encode(w.read_bytes()).decode("ascii")}">'
+        f"</audio><figcaption>{_e(w.stem)}</figcaption></figure>\n"
+        for w in wavs
+    )
+    return f'<div class="audio">\n{players}</div>\n' if players else ""
+
+
 def render_html(title: str, entries: list[RunEntry], out_dir: Path) -> str:
     """The report page: leaderboard, then each run's pictures and per-class numbers, then conventions."""
     header = [h for h, _, _ in COLUMNS]
@@ -281,6 +296,7 @@ def render_html(title: str, entries: list[RunEntry], out_dir: Path) -> str:
                 f'<figure><img{grid} src="{_data_uri(out_dir / rel)}" alt="{_e(r.name)} {_e(caption)}">'
                 f"<figcaption>{_e(caption)}</figcaption></figure>\n"
             )
+        parts.append(_audio_players(r))
         if not r.images:
             parts.append('<p class="note">no sample grids or logged metrics.</p>\n')
         pc_header, pc_rows = per_class_table(r)

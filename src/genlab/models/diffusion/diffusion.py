@@ -177,6 +177,11 @@ class DiffusionModel(GenerativeModel):
                 DataSpec((2,), encoding="continuous"),
             ),
             ({**tiny, "sampler": "ddim"}, DataSpec((1, 8, 8), encoding="binary")),
+            (
+                {"wave_channels": 8, "wave_layers": 2, "dilation_cycle": 2, "wave_patch": 2, "timesteps": 20, "steps": 4}
+                | {"conditional": True},
+                DataSpec((1, 16), num_classes=3, encoding="continuous", modality="waveform"),
+            ),
         ]
 
     def _bc(self, v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from genlab.models.gan.augment import AUGMENTS, diff_augment
 from genlab.models.gan.drs import check_quantile as check_drs_quantile
 from genlab.models.gan.drs import rejection_sample
 from genlab.models.gan.losses import EQUILIBRIUM_D_LOSS, d_loss, g_loss, gradient_penalty, r1_penalty
+from genlab.nn.audio import WaveGANDiscriminator, WaveGANGenerator
 from genlab.nn.functional import slerp
 from genlab.nn.gan_nets import (
     DCGANDiscriminator,
@@ -48,7 +49,9 @@ class GANConfig(ModelConfig):
     loss: Loss = param("hinge", help="the game: minimax, nonsaturating, lsgan, wgan-gp (adds the gradient penalty) or hinge")
     regularizers: tuple[str, ...] = param((), help="any of spectral_norm (in D), r1 (penalty on real data), gp (WGAN-GP's penalty)")
     augment: tuple[str, ...] = param((), help="DiffAugment policy for images: any of color, translation, cutout")
-    net: Literal["auto", "mlp", "dcgan", "resnet"] = param("auto", help="auto = dcgan for images, mlp for vectors")
+    net: Literal["auto", "mlp", "dcgan", "resnet", "wavegan"] = param(
+        "auto", help="auto = dcgan for images (C, H, W), wavegan for waveforms (C, T), mlp for vectors"
+    )
     latent_dim: int = param(128, ge=1, help="dimension of z")
     latent_components: int = param(
         0,
@@ -62,6 +65,9 @@ class GANConfig(ModelConfig):
     g_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp G: hidden widths")
     d_hidden: tuple[int, ...] = param((256, 256, 256), ge=1, help="mlp D: hidden widths")
     g_batch_norm: bool = param(False, help="mlp G: batch-norm after each hidden Linear (PacGAN's 2D generator); conv Gs always have it")
+    wave_kernel: int = param(25, ge=1, help="wavegan: kernel width of every (transposed) convolution (WaveGAN: 25)")
+    wave_stride: int = param(4, ge=2, help="wavegan: stride of every level (WaveGAN: 4); G's levels multiply the length by it")
+    phase_shuffle: int = param(2, ge=0, help="wavegan D: phase shuffle radius n, shifts of -n..n samples after each conv but the last")
     n_critic: int = param(1, ge=1, help="critic (D) steps per generator step")
     d_lr_scale: float = param(1.0, gt=0, help="D's learning rate = train.lr x this (two time-scale update rule)")
     g_lr_scale: float = param(1.0, gt=0, help="G's learning rate = train.lr x this")
@@ -95,6 +101,8 @@ class GANConfig(ModelConfig):
                 raise ConfigError(f"model.{key}: {list(names)} names one twice")
         if len(self.adam_betas) != 2:
             raise ConfigError(f"model.adam_betas: expected two numbers (beta1, beta2), got {list(self.adam_betas)}")
+        if self.wave_kernel < self.wave_stride:
+            raise ConfigError(f"model.wave_kernel={self.wave_kernel} must be at least model.wave_stride={self.wave_stride}")
 
     @property
     def penalties(self) -> set[str]:
@@ -163,9 +171,12 @@ class GAN(GenerativeModel):
             raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
         if config.augment and not spec.is_image:
             raise ConfigError(f"model.augment={list(config.augment)}: DiffAugment works on images, not vectors; set model.augment=[]")
-        net = config.net if config.net != "auto" else ("dcgan" if spec.is_image else "mlp")
-        if net != "mlp" and not spec.is_image:
-            raise ConfigError(f"model.net={net!r} needs images, but the data are vectors of shape {spec.shape}; set model.net='mlp'")
+        wave = len(spec.shape) == 2
+        net = config.net if config.net != "auto" else ("dcgan" if spec.is_image else "wavegan" if wave else "mlp")
+        if net == "wavegan" and not wave:
+            raise ConfigError(f"model.net='wavegan' needs waveforms (C, T), but the data have shape {spec.shape}; set model.net='auto'")
+        if net in ("dcgan", "resnet") and not spec.is_image:
+            raise ConfigError(f"model.net={net!r} needs images, but the data have shape {spec.shape}; set model.net='auto'")
         m = config.pack
         if m > 1 and config.conditional:
             raise ConfigError(
@@ -179,6 +190,8 @@ class GAN(GenerativeModel):
         Z = config.latent_dim
         if net == "mlp":
             self.G = MLPGenerator(Z, spec.dim, config.g_hidden, K, batch_norm=config.g_batch_norm)
+        elif net == "wavegan":
+            self.G = WaveGANGenerator(Z, spec.shape[0], spec.shape[1], config.g_channels, K, config.wave_kernel, config.wave_stride)
         else:
             C, size = spec.shape[0], spec.shape[1:]
             _check_levels("g_channels", config.g_channels, size, critic=False)
@@ -200,6 +213,9 @@ class GAN(GenerativeModel):
         c, spec = self.config, self.spec
         if self.net_kind == "mlp":
             return MLPDiscriminator(spec.dim * pack, c.d_hidden, num_classes, fourier, fourier_scale)
+        if self.net_kind == "wavegan":
+            C, T = spec.shape
+            return WaveGANDiscriminator(C * pack, T, c.d_channels, num_classes, c.wave_kernel, c.wave_stride, c.phase_shuffle)
         C, size = spec.shape[0], spec.shape[1:]
         if self.net_kind == "dcgan":
             return DCGANDiscriminator(C * pack, size, c.d_channels, num_classes)
@@ -233,6 +249,11 @@ class GAN(GenerativeModel):
                 {"latent_dim": 8, "net": "resnet", "g_channels": [8, 8], "d_channels": [8, 8], "loss": "minimax", "conditional": True,
                  "regularizers": ["spectral_norm", "gp"]},
                 DataSpec((3, 8, 8), num_classes=2),
+            ),
+            (
+                {"latent_dim": 8, "g_channels": [4, 8], "d_channels": [4, 8], "wave_kernel": 9, "loss": "wgan-gp", "conditional": True,
+                 "regularizers": ["spectral_norm"]},
+                DataSpec((1, 64), num_classes=3, encoding="continuous", modality="waveform"),
             ),
         ]  # fmt: skip
 
