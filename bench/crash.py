@@ -9,8 +9,14 @@ half-written current checkpoint) and how many steps were lost (the last step log
 next segment resumes from: at most one checkpoint interval). The last segment runs to the end, and its weights, EMA
 and logged metrics must equal the reference run's bit for bit (exact resume on the CPU).
 
-    python bench/crash.py                              # every family, 20 kills each
-    python bench/crash.py --families gan --kills 5     # a quick look
+The kills inside a write pick the file at random among model.safetensors, ema.safetensors and state.pt (the test hook
+pauses every write; the kill waits for the temp file of the chosen one), so later files of a checkpoint are hit too.
+Family "torchrun" runs the VAE as two CPU processes (gloo) under torchrun and SIGKILLs one rank at random: the whole
+job must stop (torchrun's agent ends the other rank; `stop s` is the longest time from the kill to the job's end), and
+the relaunches must end with the weights of an uninterrupted torchrun run.
+
+    python bench/crash.py                              # every family and torchrun, 20 kills each
+    python bench/crash.py --families gan --kills 5     # a quick look (rows of other families in crash.json are kept)
 """
 
 from __future__ import annotations
@@ -60,9 +66,12 @@ FAMILIES = {
     ),
 }
 IGNORED_METRICS = {"time", "images_per_s"}  # wall-clock figures differ between any two runs
+CKPT_FILES = ("model.safetensors", "ema.safetensors", "state.pt")  # written in this order; state.pt is the commit
+# The torchrun case: the VAE on two CPU processes (gloo), one of them killed.
+TORCHRUN = ("configs/vae/vae_moons_toy2d.toml", ["model.hidden=[32, 32]", "train.batch_size=64"], 600)
 
 
-def command(preset: str, overrides: list[str], steps: int, ckpt_every: int, run_dir: Path) -> list[str]:
+def command(preset: str, overrides: list[str], steps: int, ckpt_every: int, run_dir: Path, *, torchrun: bool = False) -> list[str]:
     budget = [
         "train.max_time=none",
         f"train.max_steps={steps}",
@@ -72,7 +81,11 @@ def command(preset: str, overrides: list[str], steps: int, ckpt_every: int, run_
         "train.num_threads=1",
         "train.progress=false",
     ]
-    return [sys.executable, "-m", "genlab", "train", str(ROOT / preset), *overrides, *budget, "--run", str(run_dir)]
+    launcher = [sys.executable, "-m", "genlab"]
+    if torchrun:  # --standalone: a local rendezvous on a free port; the agent stops every worker when one fails
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+        launcher += ["--monitor-interval", "0.2", "-m", "genlab"]
+    return [*launcher, "train", str(ROOT / preset), *overrides, *budget, "--run-dir", str(run_dir)]  # torchrun takes "--run"
 
 
 def logged_rows(run_dir: Path) -> list[dict]:
@@ -130,9 +143,22 @@ def same_weights(a: Path, b: Path) -> bool:
     return True
 
 
-def temp_files(run_dir: Path) -> list[str]:
-    """The temp files of writes in flight (checkpoint.atomic_write names them `.<file>.<random>.tmp`)."""
-    return [p.name for p in run_dir.glob(".*.tmp")]
+def temp_files(run_dir: Path, name: str = "") -> list[str]:
+    """The temp files of writes in flight (checkpoint.atomic_write names them `.<file>.<random>.tmp`), of file `name` if given."""
+    return [p.name for p in run_dir.glob(f".{name}*.tmp") if not name or p.name.startswith(f".{name}.")]
+
+
+def workers(launcher: int) -> dict[int, int]:
+    """rank -> PID of the processes torchrun (PID `launcher`) started, read from /proc."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == launcher:
+                env = dict(v.split("=", 1) for v in (d / "environ").read_text().split("\0") if "=" in v)
+                out[int(env["RANK"])] = int(d.name)
+        except (OSError, KeyError, ValueError, IndexError):  # gone, or not a worker
+            pass
+    return out
 
 
 def wait_for(cond, timeout: float, proc: subprocess.Popen) -> bool:
@@ -146,26 +172,35 @@ def wait_for(cond, timeout: float, proc: subprocess.Popen) -> bool:
     return False
 
 
+STOP_LIMIT = 120.0  # seconds a torchrun job may take to stop after one of its ranks was killed
+
+
 def crash_family(family: str, kills: int, ckpt_every: int, pause: float, seed: int, work: Path) -> dict:
-    preset, overrides, steps = FAMILIES[family]
+    """`kills` SIGKILLs of one family's run (or, for family "torchrun", of one rank of a two-process run), then the checks."""
+    torchrun = family == "torchrun"
+    preset, overrides, steps = TORCHRUN if torchrun else FAMILIES[family]
     rng = random.Random(seed)
     ref, cut = work / f"{family}_ref", work / f"{family}_cut"
     for d in (ref, cut):
         shutil.rmtree(d, ignore_errors=True)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    cmd = lambda run_dir: command(preset, overrides, steps, ckpt_every, run_dir, torchrun=torchrun)  # noqa: E731
     t0 = time.time()
-    done = subprocess.run(command(preset, overrides, steps, ckpt_every, ref), env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd(ref), env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{family}: the reference run failed:\n{done.stderr[-3000:]}")
     ref_seconds = time.time() - t0
+    written = [name for name in CKPT_FILES if (ref / name).exists()]
 
     events, problems = [], []
     resumed_from = reached = 0
     for k in range(kills):
         in_write = rng.random() < 0.5
+        target = rng.choice(written) if in_write else None  # the checkpoint file the kill should land in
+        victim = rng.randrange(2) if torchrun else None  # the rank killed
         seg_env = {**env, "GENLAB_TEST_PAUSE_IN_WRITE": str(pause)} if in_write else env
         log = open(work / f"{family}_segment{k:02d}.log", "w")
-        proc = subprocess.Popen(command(preset, overrides, steps, ckpt_every, cut), env=seg_env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd(cut), env=seg_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         # New progress: past the last step logged before the previous kill (rows after the checkpoint are stale).
         progressed = wait_for(lambda start=reached: last_step(cut) > start, 300, proc)
         if not progressed:
@@ -177,12 +212,33 @@ def crash_family(family: str, kills: int, ckpt_every: int, pause: float, seed: i
             break
         where = "random"
         if in_write:
-            if wait_for(lambda: bool(temp_files(cut)), 120, proc):
-                where = "in write of " + temp_files(cut)[0].removesuffix(".tmp").lstrip(".").rsplit(".", 1)[0]
+            if wait_for(lambda name=target: bool(temp_files(cut, name)), 120, proc):
+                where = f"in write of {target}"
         else:
             time.sleep(rng.uniform(0.0, 1.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        pid = workers(proc.pid).get(victim) if torchrun else proc.pid
+        t_kill = time.time()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        stop_seconds = None
+        try:
+            proc.wait(timeout=STOP_LIMIT)
+            stop_seconds = round(time.time() - t_kill, 2)
+        except subprocess.TimeoutExpired:
+            problems.append(f"kill {k}: the job did not stop within {STOP_LIMIT:.0f} s after rank {victim} was killed")
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if torchrun:  # what torchrun left running: nothing, or its workers would hold the run's lock
+            time.sleep(0.5)
+            try:
+                os.killpg(proc.pid, 0)
+                problems.append(f"kill {k}: processes of the job outlived it")
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         log.close()
         reached = last_step(cut)
         step, problem = check_checkpoint(cut)
@@ -194,10 +250,13 @@ def crash_family(family: str, kills: int, ckpt_every: int, pause: float, seed: i
             problems.append(f"kill {k}: the checkpoint went back from step {resumed_from} to {now}")
         if lost > ckpt_every:
             problems.append(f"kill {k}: {lost} steps lost (> one checkpoint interval of {ckpt_every})")
-        events.append({"kill": k, "where": where, "step_reached": reached, "checkpoint_step": step, "steps_lost": lost})
+        event = {"kill": k, "where": where, "step_reached": reached, "checkpoint_step": step, "steps_lost": lost}
+        if torchrun:
+            event.update(rank_killed=victim, stop_seconds=stop_seconds, exit_status=proc.returncode)
+        events.append(event)
         resumed_from = now
 
-    final = subprocess.run(command(preset, overrides, steps, ckpt_every, cut), env=env, capture_output=True, text=True)
+    final = subprocess.run(cmd(cut), env=env, capture_output=True, text=True)
     if final.returncode != 0:
         problems.append(f"final resume failed (exit {final.returncode}): {final.stderr[-500:]}")
     equal_weights = final.returncode == 0 and same_weights(ref, cut)
@@ -205,16 +264,20 @@ def crash_family(family: str, kills: int, ckpt_every: int, pause: float, seed: i
     leftovers = sorted(temp_files(cut))
     if leftovers:
         problems.append(f"temp files left: {leftovers}")
+    stops = [e["stop_seconds"] for e in events if e.get("stop_seconds") is not None]
     return {
         "family": family,
         "preset": preset,
         "overrides": overrides,
         "steps": steps,
         "ckpt_every": ckpt_every,
+        "processes": 2 if torchrun else 1,
         "kills": len(events),
         "kills_in_write": sum(e["where"] != "random" for e in events),
-        "clean_resumes": len(events) - sum(p.startswith("kill") for p in problems),
+        "kills_in_write_by_file": {name: sum(e["where"] == f"in write of {name}" for e in events) for name in written},
+        "clean_resumes": len(events) - len({int(p.split(":")[0].split()[1]) for p in problems if p.startswith("kill")}),
         "max_steps_lost": max((e["steps_lost"] for e in events), default=0),
+        "max_stop_seconds": max(stops) if stops else None,
         "equal_weights": equal_weights,
         "equal_metrics": equal_metrics,
         "problems": problems,
@@ -226,7 +289,7 @@ def crash_family(family: str, kills: int, ckpt_every: int, pause: float, seed: i
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    p.add_argument("--families", nargs="+", default=[*FAMILIES, "torchrun"], choices=[*FAMILIES, "torchrun"])
     p.add_argument("--kills", type=int, default=20)
     p.add_argument("--ckpt-every", type=int, default=25)
     p.add_argument("--pause", type=float, default=0.5, help="seconds each checkpoint write pauses before its rename, in half the segments")
@@ -236,18 +299,27 @@ def main() -> None:
     a = p.parse_args()
     a.work.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"{'family':<15} {'kills':>5} {'in write':>8} {'clean':>5} {'max lost':>8} {'weights':>8} {'metrics':>8} {'seconds':>8}")
-    for i, fam in enumerate(a.families):
-        r = crash_family(fam, a.kills, a.ckpt_every, a.pause, a.seed + i, a.work)
+    print(
+        f"{'family':<15} {'kills':>5} {'in write (model/ema/state)':>26} {'clean':>5} {'max lost':>8} {'stop s':>6} "
+        f"{'weights':>8} {'metrics':>8} {'seconds':>8}"
+    )
+    for fam in a.families:
+        r = crash_family(fam, a.kills, a.ckpt_every, a.pause, a.seed + [*FAMILIES, "torchrun"].index(fam), a.work)
         rows.append(r)
+        in_write = f"{r['kills_in_write']} (" + "/".join(str(r["kills_in_write_by_file"].get(n, "-")) for n in CKPT_FILES) + ")"
+        stop = f"{r['max_stop_seconds']:.1f}" if r["max_stop_seconds"] is not None else "-"
+        weights, metrics = ("equal" if r[k] else "DIFFER" for k in ("equal_weights", "equal_metrics"))
         print(
-            f"{fam:<15} {r['kills']:>5} {r['kills_in_write']:>8} {r['clean_resumes']:>5} {r['max_steps_lost']:>8} "
-            f"{'equal' if r['equal_weights'] else 'DIFFER':>8} {'equal' if r['equal_metrics'] else 'DIFFER':>8} {r['seconds']:>8.0f}",
+            f"{fam:<15} {r['kills']:>5} {in_write:>26} {r['clean_resumes']:>5} {r['max_steps_lost']:>8} "
+            f"{stop:>6} {weights:>8} {metrics:>8} {r['seconds']:>8.0f}",
             flush=True,
         )
         for problem in r["problems"]:
             print(f"  problem: {problem}", flush=True)
     machine = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    # Rows of families not run this time are kept from the last results, so that families can be run one at a time.
+    old = json.loads(a.out.read_text()).get("rows", []) if a.out.is_file() else []
+    rows = [r for r in old if r["family"] not in a.families] + rows
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"machine": machine, "kills_per_family": a.kills, "rows": rows}, indent=2) + "\n")
     print(f"-> {a.out}")

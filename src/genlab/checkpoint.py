@@ -4,12 +4,16 @@ values only (read with `weights_only=True`: no pickled code ever runs), all writ
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import pickle
+import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from genlab.config import RunConfig, build_run_config, load_toml
-from genlab.errors import CheckpointError
+from genlab.errors import CheckpointError, StorageError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -45,12 +49,14 @@ def read_run_config(run_dir: str | os.PathLike) -> RunConfig:
 
 
 def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call `write(tmp_path)`, fsync it, then rename over `path` in one step."""
+    """Call `write(tmp_path)`, fsync it, then rename over `path` in one step. A write that fails (a full disk, a
+    read-only or deleted folder) raises a StorageError naming `path` and leaves `path` as it was, the temp file removed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -58,10 +64,59 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
             time.sleep(float(os.environ[PAUSE_ENV]))
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give them the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        failure = storage_error(e, path)  # before the temp file goes: a full disk is measured with it still there
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if failure is not None:
+            raise failure from e
         raise
+
+
+def storage_error(e: BaseException, path: str | os.PathLike) -> StorageError | None:
+    """`e`, raised while writing `path`, as one clear line when the machine is at fault (a full disk, a read-only or
+    deleted folder); None for other errors. Writers that are not Python's own (safetensors, torch.save) report a full
+    disk in their own words, so for them a folder with less than 1 MiB free counts as full."""
+    if isinstance(e, StorageError):
+        return e
+    path = Path(path)
+    code = e.errno if isinstance(e, OSError) else None
+    if code is None and isinstance(e, Exception):
+        text = str(e)
+        if "No space left" in text or "os error 28" in text:
+            code = errno.ENOSPC
+        else:
+            try:
+                full = shutil.disk_usage(path.parent).free < 1 << 20
+            except OSError:
+                full = False
+            code = errno.ENOSPC if full else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        head = f"{'no space left on device' if code == errno.ENOSPC else 'disk quota exceeded'} while writing {path}"
+        advice = "free some space (or choose a folder on another disk) and try again"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        head = f"cannot write {path}: {os.strerror(code).lower()} (a read-only folder?)"
+        advice = f"make {path.parent} writable or choose another folder"
+    elif code == errno.ENOENT and not path.parent.is_dir():
+        head = f"cannot write {path}: the folder {path.parent} was deleted while genlab was writing into it"
+        advice = "nothing was written"
+    else:
+        return None
+    err = StorageError(f"{head}; {advice}")
+    err.errno, err.filename, err.head = code, str(path), head  # `head` without the advice, for callers that know better
+    return err
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """A block that writes `path` in place (an append): a full disk, a read-only or deleted folder raise storage_error's line."""
+    try:
+        yield
+    except OSError as e:
+        failure = storage_error(e, path)
+        if failure is None:
+            raise
+        raise failure from e
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

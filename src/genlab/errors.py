@@ -26,6 +26,13 @@ class TrainingError(GenlabError):
     """Training had to stop (non-finite loss, divergence)."""
 
 
+class StorageError(GenlabError, OSError):
+    """A file could not be written: the disk is full, the folder is read-only or was deleted (`errno` says which)."""
+
+    def __str__(self) -> str:  # the message alone, not OSError's "[Errno N] strerror: filename"
+        return str(self.args[0]) if self.args else ""
+
+
 def did_you_mean(name: str, valid: Iterable[str]) -> str:
     """' Did you mean: a, b?' for the closest valid names, or the full list when none is close."""
     valid = sorted(valid)

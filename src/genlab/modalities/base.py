@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from genlab import registry
+from genlab.checkpoint import atomic_write
 from genlab.config import RunConfig
 from genlab.errors import ConfigError
 from genlab.spec import DataSpec
@@ -67,11 +68,15 @@ class Modality:
             raise ConfigError(f"--out {path}: expected a {' or '.join(self.suffixes)} file name for {self.name} samples")
         if path.suffix != ".npz":
             return self.preview(x, path, spec=spec, labels=labels)
-        path.parent.mkdir(parents=True, exist_ok=True)
         arrays = self.arrays(x, spec)
         if labels is not None:
             arrays["labels"] = labels.numpy()
-        np.savez_compressed(path, **arrays)
+
+        def save(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # given a name, numpy would add ".npz" to the temp file's
+                np.savez_compressed(f, **arrays)
+
+        atomic_write(path, save)
         return path
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from genlab import registry
+from genlab.checkpoint import atomic_write
 from genlab.config import RunConfig
 from genlab.data.transforms import from_unit_range
 from genlab.errors import DataError
@@ -52,8 +53,7 @@ def save_image_grid(x: torch.Tensor, path: str | os.PathLike, nrow: int | None =
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path)
+    atomic_write(path, lambda tmp: img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG")))
     return path
 
 

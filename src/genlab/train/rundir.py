@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 from pathlib import Path
 from typing import Literal
 
-from genlab.checkpoint import CONFIG, EMA_WEIGHTS, STATE, WEIGHTS, read_run_config
+from genlab.checkpoint import CONFIG, EMA_WEIGHTS, STATE, WEIGHTS, read_run_config, writing
 from genlab.config import RunConfig
 from genlab.errors import CheckpointError
 
@@ -90,6 +91,7 @@ def prepare(run_dir: str | os.PathLike, cfg: RunConfig, resume: Literal["auto", 
     if _entries(run_dir) and not (run_dir / CONFIG).is_file():  # refused before the lock: nothing is written into it
         foreign = sorted(p.name for p in _entries(run_dir) if p.name not in GENLAB_FILES and not p.name.startswith("."))
         raise CheckpointError(f"{run_dir} exists and is not a genlab run (holds {foreign[:5]}); choose another --run directory")
+    check_writable(run_dir)
     acquire(run_dir)
     remove_stale_temp_files(run_dir)
     if not _entries(run_dir):
@@ -110,6 +112,22 @@ def prepare(run_dir: str | os.PathLike, cfg: RunConfig, resume: Literal["auto", 
             raise CheckpointError(f"cannot resume {run_dir}: it has no checkpoint yet ({STATE} / {WEIGHTS} missing)")
         return False  # same config, never checkpointed: start again in place
     return True
+
+
+def check_writable(run_dir: Path) -> None:
+    """Refuse a run directory that cannot be written (read-only folder or file system), before any training time is
+    spent: a temp file is made in it (or in its nearest existing parent, when it does not exist yet) and removed."""
+    folder = next(p for p in (run_dir, *run_dir.absolute().parents) if p.is_dir())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".genlab-write-check.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise CheckpointError(
+            f"cannot train into {run_dir}: {folder} is not writable ({e.strerror or e}); make it writable "
+            f"(chmod u+w {folder}) or choose another --run directory. A read-only run can still be sampled with "
+            "`genlab sample RUN --out FILE`"
+        ) from None
 
 
 def remove_stale_temp_files(run_dir: Path) -> list[str]:
@@ -155,8 +173,13 @@ def acquire(run_dir: str | os.PathLike) -> None:
             f"run directory {run_dir} is in use by another genlab process ({holder}); wait for it to finish, "
             "stop it (Ctrl-C saves its checkpoint), or choose another --run directory"
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    try:
+        with writing(run_dir / LOCK):  # a full disk is refused here, before any training time is spent
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    except BaseException:
+        os.close(fd)
+        raise
     _held[key] = fd
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from genlab import checkpoint as ckpt
 from genlab.config import RunConfig
 from genlab.data import Loader, iterate, load_dataset
-from genlab.errors import CheckpointError, ConfigError, TrainingError
+from genlab.errors import CheckpointError, ConfigError, StorageError, TrainingError
 from genlab.metrics.likelihood import bits_per_dim, per_example_nll
 from genlab.modalities import modality_of
 from genlab.modalities.image import save_image_grid
@@ -237,6 +237,7 @@ class Trainer:
             rngs = [None] * self.dist.world_size
             torch.distributed.all_gather_object(rngs, self._rng_state())
         if self.dist.is_main:
+            self.check_run_dir()
             meta = self.weights_metadata()
             ckpt.save_weights(self.run_dir / rundir.WEIGHTS, self.model, meta)
             if self.ema is not None:
@@ -482,8 +483,10 @@ class Trainer:
             x = modality.preview_samples(m, n, labels=labels, generator=g, reference=self.test_ds)
         m.train()
         path = self.run_dir / rundir.SAMPLES / f"{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        out = modality.preview(x.cpu(), path, spec=self.spec, labels=labels, reference=self.test_ds)
+        self.check_run_dir()
+        with ckpt.writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = modality.preview(x.cpu(), path, spec=self.spec, labels=labels, reference=self.test_ds)
         if self.loggers and out.suffix == ".png":
             from PIL import Image
 
@@ -534,7 +537,8 @@ class Trainer:
         row.update(extra or {})
         warning = self.model.diagnose(row) if keys else None
         if self.dist.is_main:
-            with open(self.run_dir / rundir.METRICS, "a") as f:
+            self.check_run_dir()
+            with ckpt.writing(self.run_dir / rundir.METRICS), open(self.run_dir / rundir.METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
                 if warning:
                     f.write(json.dumps({"step": self.step, "event": "warning", "message": warning}) + "\n")
@@ -552,6 +556,7 @@ class Trainer:
     def fit(self) -> TrainResult:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._run_dir_id = _folder_id(self.run_dir)
             ckpt.atomic_write_text(self.run_dir / rundir.CONFIG, self.cfg.to_toml())
             if not self.resuming:
                 (self.run_dir / rundir.METRICS).unlink(missing_ok=True)
@@ -616,6 +621,30 @@ class Trainer:
         self._hand_over()
         return TrainResult(self.run_dir, self.step, self.elapsed, status, self.sampling_model)
 
+    _run_dir_id: tuple[int, int] | None = None  # (device, inode) of the run directory fit() writes into
+
+    def check_run_dir(self) -> None:
+        """Stop when the run directory was deleted (or replaced) while training. genlab does not bring it back: the
+        user removed it, and its lock went with it, so another run may be using the path now."""
+        if self._run_dir_id is not None and _folder_id(self.run_dir) != self._run_dir_id:
+            raise TrainingError(
+                f"the run directory {self.run_dir} was deleted (or replaced) while training, at step {self.step}; training "
+                "stopped without writing into it again (a deleted run is not brought back). Run the same command to start "
+                "the run over, or train into another --run directory"
+            )
+
+    def storage_failure(self, e: StorageError) -> StorageError:
+        """A failed write (a full disk, a read-only folder) as one line that also says what is kept."""
+        kept = (
+            f"the previous checkpoint (step {self.last_ckpt_step}) is intact"
+            if self.last_ckpt_step is not None
+            else "no checkpoint was written yet"
+        )
+        head = getattr(e, "head", str(e))
+        err = StorageError(f"{head}; training stopped at step {self.step} and {kept}: free some space and run the same command to resume")
+        err.errno, err.filename = e.errno, e.filename
+        return err
+
     def start_message(self) -> str:
         """Where the run starts: from a checkpoint (its step and time) or from scratch."""
         if not self.resuming:
@@ -672,7 +701,7 @@ class Trainer:
 
     def _event(self, row: dict[str, Any]) -> None:
         if self.dist.is_main:
-            with open(self.run_dir / rundir.METRICS, "a") as f:
+            with ckpt.writing(self.run_dir / rundir.METRICS), open(self.run_dir / rundir.METRICS, "a") as f:
                 f.write(json.dumps(row) + "\n")
 
     def leave_group(self, *, together: bool = True) -> None:
@@ -697,6 +726,15 @@ class Trainer:
         return tqdm(total=int(self.tc.max_time), initial=int(self.elapsed), unit="s", dynamic_ncols=True, desc=desc, bar_format=time_bar)
 
 
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it is gone: a folder deleted and made again has another inode."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def _json_row(line: str) -> dict | None:
     """A metrics.jsonl line as a dict; None for a blank line or the half line a power cut can leave."""
     try:
@@ -713,8 +751,10 @@ def train(cfg: RunConfig, run_dir: str | os.PathLike, *, resume: Literal["auto",
         trainer = Trainer(cfg, run_dir, resume=resume)
         try:
             result = trainer.fit()
-        except BaseException:
+        except BaseException as e:
             trainer.leave_group(together=False)
+            if isinstance(e, StorageError):
+                raise trainer.storage_failure(e) from None
             raise
         trainer.leave_group()
         return result
