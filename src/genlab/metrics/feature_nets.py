@@ -126,13 +126,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def load_shipped_net(name: str, weights_dir: str | os.PathLike | None = None) -> FeatureNet:
-    """The shipped classifier `<name>_features.safetensors` in eval mode, after checking the file's SHA-256
-    against its sidecar `<name>_features.json`; CheckpointError (saying how to regenerate) if either is
-    missing or they disagree."""
-    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
-    path, sidecar = folder / f"{name}_features.safetensors", folder / f"{name}_features.json"
-    regenerate = f"python {TRAIN_SCRIPT} --dataset {name} --out {folder}"
+def load_checked_weights(name: str, path: Path, sidecar: Path, build: Callable[[dict], nn.Module], regenerate: str) -> nn.Module:
+    """The network `build(sidecar info)` with the weights at `path`, in eval mode, after checking the file's SHA-256
+    against the JSON `sidecar` (keys "sha256", "command" and what `build` reads); CheckpointError (saying how to
+    regenerate) if either file is missing, the sidecar is invalid, or they disagree."""
     if not path.is_file() or not sidecar.is_file():
         missing = " and ".join(str(p) for p in (path, sidecar) if not p.is_file())
         raise CheckpointError(
@@ -140,7 +137,8 @@ def load_shipped_net(name: str, weights_dir: str | os.PathLike | None = None) ->
         )
     try:
         info = json.loads(sidecar.read_text())
-        regenerate, recorded, num_classes, feature_dim = info["command"], info["sha256"], info["num_classes"], info["feature_dim"]
+        regenerate, recorded = info["command"], info["sha256"]
+        net = build(info)
     except (ValueError, KeyError, TypeError) as e:
         raise CheckpointError(
             f"feature network {name!r}: {sidecar} is not a valid sidecar ({e!r}); regenerate it with `{regenerate}`"
@@ -151,10 +149,22 @@ def load_shipped_net(name: str, weights_dir: str | os.PathLike | None = None) ->
             f"feature network {name!r}: {path} has SHA-256 {digest} but {sidecar} records {recorded}: the file is corrupt or was "
             f"replaced without its sidecar; reinstall genlab or regenerate both with `{regenerate}`"
         )
-    net = FeatureNet(num_classes=num_classes, feature_dim=feature_dim)
     ckpt.load_weights(path, net)
     net.weights_sha256 = digest
     return net.eval()
+
+
+def load_shipped_net(name: str, weights_dir: str | os.PathLike | None = None) -> FeatureNet:
+    """The shipped classifier `<name>_features.safetensors` in eval mode, hash-checked against its sidecar
+    `<name>_features.json` (`load_checked_weights`)."""
+    folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+    return load_checked_weights(
+        name,
+        folder / f"{name}_features.safetensors",
+        folder / f"{name}_features.json",
+        lambda info: FeatureNet(num_classes=info["num_classes"], feature_dim=info["feature_dim"]),
+        f"python {TRAIN_SCRIPT} --dataset {name} --out {folder}",
+    )
 
 
 @register_features("fashion_mnist", datasets=("fashion_mnist",))

@@ -18,6 +18,7 @@ from genlab.checkpoint import atomic_write
 from genlab.config import RunConfig
 from genlab.data.transforms import from_unit_range, to_unit_range
 from genlab.errors import ConfigError, DataError
+from genlab.metrics.clip_features import clip_features
 from genlab.metrics.feature_nets import extract_features, extract_logits, get_feature_net
 from genlab.metrics.feature_nets import weights_sha256 as net_hash
 from genlab.metrics.fid import fid
@@ -105,6 +106,7 @@ class VideoModality(Modality):
         ("ssim", "SSIM"),
         ("psnr", "PSNR (dB)"),
         ("frame_fid", "frame FID"),
+        ("fd_clip", "FD clip (in-house)"),
         ("identity_consistency", "identity consistency"),
     )
 
@@ -185,7 +187,24 @@ class VideoModality(Modality):
             ref = true
             out["seconds_per_clip"] = sec
         out.update(self._frame_metrics(cfg, test, made, ref, conv, paired=takes_context(model)))
+        out.update(self._clip_metrics(cfg, clips if takes_context(model) else made, true, conv))
         return out, conv
+
+    @staticmethod
+    def _clip_metrics(cfg: RunConfig, made: torch.Tensor, ref: torch.Tensor, conv: dict) -> dict[str, Any]:
+        """fd_clip: the Fréchet distance between whole made clips (a predictor's: given + predicted frames) and the
+        test clips in the features of the dataset's in-house clip network, when one is registered for it."""
+        name = registry.features_for_dataset(cfg.data.name)
+        if name is None:
+            return {}
+        net = get_feature_net(name)
+        f_made, f_ref = clip_features(net, made), clip_features(net, ref)
+        conv["fd_clip"] = (
+            f"Fréchet distance of {len(f_made)} whole clips to {len(f_ref)} test clips in the features of genlab's in-house 3-D conv "
+            f"clip network {name!r} (trained on object identity and motion direction); not comparable with published FVD"
+        )
+        conv["clip_features_sha256"] = net_hash(net)
+        return {"fd_clip": fid(f_ref, f_made)}
 
     @staticmethod
     def _frame_metrics(cfg: RunConfig, test: Any, made: torch.Tensor, ref: torch.Tensor, conv: dict, paired: bool) -> dict[str, Any]:

@@ -1,0 +1,55 @@
+"""The in-house clip networks behind `fd_clip`: direction labels by hand, the weights' hash check, the shipped nets'
+accuracies as recorded, and that fd_clip sees motion: real clips are far closer to other real clips than the same
+clips with their frames shuffled in time."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from _threads import one_thread  # noqa: F401
+from genlab import checkpoint as ckpt
+from genlab import registry
+from genlab.config import DataConfig
+from genlab.data import load_dataset
+from genlab.errors import CheckpointError
+from genlab.metrics.clip_features import ClipNet, clip_features, direction_labels, load_clip_net
+from genlab.metrics.feature_nets import WEIGHTS_DIR, file_sha256
+from genlab.metrics.fid import fid
+
+
+def test_direction_labels_by_hand():
+    v = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0], [-1.0, 0.9]])  # (row, column)
+    velocities = v[:, None, None, :].expand(6, 3, 1, 2)
+    assert direction_labels(velocities).tolist() == [0, 1, 2, 4, 6, 7]  # right, down-right, down, left, up, up-right
+
+
+def test_hash_check(tmp_path):
+    net = ClipNet(num_classes=3, feature_dim=8)
+    path = tmp_path / "clip_toy.safetensors"
+    ckpt.save_weights(path, net, {})
+    info = {"num_classes": 3, "channels": 1, "feature_dim": 8, "command": "x", "sha256": file_sha256(path)}
+    (tmp_path / "clip_toy.json").write_text(json.dumps(info))
+    loaded = load_clip_net("toy", tmp_path)
+    assert loaded.weights_sha256 == info["sha256"] and not loaded.training
+    x = torch.rand(2, 4, 1, 16, 16) * 2 - 1
+    torch.testing.assert_close(loaded.features(x), net.eval().features(x))
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    with pytest.raises(CheckpointError, match="SHA-256"):
+        load_clip_net("toy", tmp_path)
+
+
+@pytest.mark.parametrize("dataset", ["moving_mnist_cpu", "moving_fmnist_cpu"])
+def test_shipped_net_matches_its_record_and_sees_motion(dataset):
+    info = json.loads((WEIGHTS_DIR / f"clip_{dataset}.json").read_text())
+    net = registry.features(registry.features_for_dataset(dataset))()
+    test, _ = load_dataset(DataConfig(name=dataset, n_test=600), "test")
+    x = test.x.float() / 127.5 - 1
+    with torch.no_grad():
+        acc = float((net.classify(x[:400]).argmax(1) == test.y[:400]).float().mean())
+    assert abs(acc - info["test_class_accuracy"]) < 0.08  # 400 of the 2,000 clips the record was measured on
+    a, b = clip_features(net, x[:300]), clip_features(net, x[300:])
+    shuffled = x[300:, torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(0))]
+    real_vs_real, real_vs_shuffled = fid(a, b), fid(a, clip_features(net, shuffled))
+    assert np.isfinite(real_vs_real) and real_vs_shuffled > 3 * real_vs_real
