@@ -57,3 +57,28 @@ def test_likelihood_report_fields() -> None:
     assert exact["nll"] == pytest.approx(13.0) and exact["likelihood"] == "exact"
     with pytest.raises(ValueError, match="NaN"):
         likelihood_report(torch.tensor([1.0, float("nan")]), spec, exact=True)
+
+
+def test_a_long_likelihood_pass_says_how_long_it_will_take(capsys, monkeypatch) -> None:
+    """After its first batch, a bound over many examples that will take over a minute says so on stderr (the clock
+    is made to jump 1 s per batch: 100 batches -> about 2 min); a short one stays quiet."""
+    from genlab.config import DataConfig
+    from genlab.data.base import ArrayDataset, BatchTransform
+    from genlab.metrics import likelihood
+
+    spec = DataSpec((2,), encoding="continuous")
+    ds = ArrayDataset(torch.zeros(200, 2), None, spec, "toy")
+    clock = iter(range(0, 10_000))
+
+    class Model:
+        device, conditional = torch.device("cpu"), False
+
+        def nll(self, x, y, k):
+            return torch.zeros(len(x))
+
+    monkeypatch.setattr(likelihood.time, "perf_counter", lambda: float(next(clock)))
+    transform = BatchTransform(spec, DataConfig(name="toy"))
+    likelihood.per_example_nll(Model(), ds, transform, k=10, batch_size=2, limit=None, desc="IWAE-10 bound")
+    assert "genlab: IWAE-10 bound of 200 examples will take about 2 min" in capsys.readouterr().err
+    likelihood.per_example_nll(Model(), ds, transform, k=10, batch_size=2, limit=40, desc="IWAE-10 bound")
+    assert "will take" not in capsys.readouterr().err  # 20 batches of 1 s

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
 from typing import Any
 
 import torch
@@ -114,10 +116,15 @@ def per_example_nll(
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
         torch.manual_seed(seed)
         bar = tqdm(total=n, unit="ex", disable=not progress, desc=desc or f"nll k={k}", leave=False)
+        start = time.perf_counter()
         for batch in iterate(ds, transform, batch_size, seed=seed, limit=n):
             x = batch["x"].to(model.device)
             y = batch["y"].to(model.device) if model.conditional or getattr(model, "condition_names", ()) else None
             out.append(model.nll(x, y, k=k).double().cpu())
             bar.update(len(x))
+            if progress and len(out) == 1 and n > len(x):
+                total = (time.perf_counter() - start) * n / len(x)
+                if total > 60:
+                    bar.write(f"genlab: {desc or f'nll k={k}'} of {n:,} examples will take about {total / 60:.0f} min", file=sys.stderr)
         bar.close()
     return torch.cat(out)
