@@ -130,13 +130,15 @@ class VideoModality(Modality):
     def preview(
         self, x: torch.Tensor, path: str | os.PathLike, *, spec: DataSpec, labels: torch.Tensor | None = None, reference: Any = None
     ) -> Path:
-        """.png: a frame strip, one row per clip; .gif / .mp4: an animation of all clips side by side (enlarged 2x below
-        64 px; MP4 needs `imageio-ffmpeg`, H.264 at the GIF's frame rate, sides padded to multiples of 16)."""
+        """.png: a frame strip, one row per clip, and the same clips as a .gif of the same name beside it (what reports
+        play); .gif / .mp4: an animation of all clips side by side (enlarged 2x below 64 px;
+        MP4 needs `imageio-ffmpeg`, H.264 at the GIF's frame rate, sides padded to multiples of 16)."""
         path = Path(path)
         if x.ndim != 5:
             raise DataError(f"video previews take clips (N, T, C, H, W); got shape {tuple(x.shape)}")
         scale = 2 if x.shape[-1] < 64 else 1
         if path.suffix == ".png":
+            self.preview(x, path.with_suffix(".gif"), spec=spec, labels=labels, reference=reference)
             return save_image_grid(x.flatten(0, 1), path, nrow=x.shape[1], scale=scale)
         if path.suffix not in (".gif", ".mp4"):
             raise ConfigError(f"{path}: a video preview is a .png frame strip, a .gif or an .mp4")

@@ -230,11 +230,12 @@ def _collect_images(entry: RunEntry, out_dir: Path) -> None:
     steps = sorted(samples.glob("step_*.png"))
     pictures = [("samples", final if final.is_file() else steps[-1] if steps else None)]
     pictures += [(kind, samples / f"{kind}.png") for kind in ("reconstructions", "interpolations")]
+    pictures.append(("animation", samples / "final.gif"))  # a video run's preview clips, played in the page
     files = out_dir / FILES_DIR
     files.mkdir(parents=True, exist_ok=True)
     for kind, src in pictures:
         if src is not None and src.is_file():
-            rel = Path(FILES_DIR) / f"{entry.name}_{kind}.png"
+            rel = Path(FILES_DIR) / f"{entry.name}_{kind}{src.suffix}"
             shutil.copyfile(src, out_dir / rel)
             entry.images.append((f"{kind} ({src.relative_to(entry.path)})", rel))
     rel = Path(FILES_DIR) / f"{entry.name}_loss.png"
@@ -257,7 +258,8 @@ def _html_table(header: list[str], rows: list[list[str]], text_cols: set[int]) -
 
 
 def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    mime = "image/gif" if path.suffix == ".gif" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 MAX_PLAYERS = 10  # audio players per run (each 1 s of 16-bit audio is ~43 KB of base64)
