@@ -42,8 +42,9 @@ def fetch(url: str, target: str | os.PathLike, *, sha256: str | None = None, siz
                 raise DataError(f"{url}: the server answered HTTP {e.code} {e.reason}; nothing was saved as {target.name}") from None
             except (TimeoutError, urllib.error.URLError, http.client.HTTPException, ConnectionError) as e:
                 reason = getattr(e, "reason", None) or e.__class__.__name__
+                what = f"was interrupted after {got:,} bytes" if got else "could not start"
                 raise DataError(
-                    f"the download of {url} was interrupted after {got:,} bytes ({reason}); nothing was saved as {target.name}. "
+                    f"the download of {url} {what} ({reason}); nothing was saved as {target.name}. "
                     "Check the connection and run the same command again (the download starts over)"
                 ) from None
         expected = size if size is not None else int(announced) if announced and announced.isdigit() else None
