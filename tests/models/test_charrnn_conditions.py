@@ -15,6 +15,7 @@ from _threads import one_thread  # noqa: F401
 pytest.importorskip("rdkit")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+from _alkanes import CHAINS, SPEC, alkane_logp, train_on_chains  # noqa: E402
 from genlab.config import build_run_config  # noqa: E402
 from genlab.data import load_dataset  # noqa: E402
 from genlab.data import molecule_properties as mp  # noqa: E402
@@ -23,17 +24,6 @@ from genlab.errors import ConfigError, DataError  # noqa: E402
 from genlab.metrics.molecule_conditions import condition_metrics, smiles_condition_metrics  # noqa: E402
 from genlab.models.autoregressive.charrnn import CharRNN, CharRNNConfig  # noqa: E402
 from genlab.spec import DataSpec  # noqa: E402
-
-CHAINS = ["C" * k for k in range(1, 13)]  # alkanes C_k H_(2k+2): MW = 12.011 k + 1.008 (2k + 2)
-
-
-def alkane_mw(k: int) -> float:
-    return 12.011 * k + 1.008 * (2 * k + 2)
-
-
-def alkane_logp() -> torch.Tensor:
-    """Crippen logP of C_0 (the empty string: 0) .. C_13, rising with the length (0.64 .. 4.9: the MOSES range)."""
-    return torch.tensor([0.0, *mp.smiles_properties([*CHAINS, "C" * 13])[:, 0].tolist()])
 
 
 # ------------------------------------------------------------------------------------------------ properties
@@ -89,29 +79,10 @@ def test_props_dataset_labels_are_the_properties_and_are_cached(tmp_path, monkey
 
 
 # ------------------------------------------------------------------------------------------------ model
-SPEC = DataSpec((14,), encoding="tokens", vocab=("<eos>", "C"), modality="molecules")
-
-
-def chain_batch(lengths: torch.Tensor, logp: torch.Tensor) -> dict[str, torch.Tensor]:
-    x = (torch.arange(14)[None] < lengths[:, None]).long()
-    y = torch.zeros(len(lengths), 4)
-    y[:, 0] = logp[lengths]
-    y[:, 3] = torch.tensor([alkane_mw(int(k)) for k in lengths])
-    return {"x": x, "y": y}
-
-
 def trained(condition_on: tuple[str, ...], steps: int = 200, bins: int = 0) -> CharRNN:
     torch.manual_seed(0)
     model = CharRNN(CharRNNConfig(hidden=24, n_layers=1, embed=8, dropout=0.0, condition_on=condition_on, condition_bins=bins), SPEC)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(1)
-    logp = alkane_logp()
-    for _ in range(steps):
-        loss = model.loss(chain_batch(torch.randint(1, 13, (32,), generator=g), logp))["loss"]
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
+    return train_on_chains(model, steps)
 
 
 def test_conditions_change_the_samples_and_bad_conditions_are_refused():

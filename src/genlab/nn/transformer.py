@@ -136,20 +136,31 @@ class CausalTransformer(nn.Module):
             cache.length += T
         return self.lm_head(self.ln_f(h))
 
+    def start_embedding(self, s: torch.Tensor) -> torch.Tensor:
+        """The input at position 0, (B, d): the embedding of start ids s (B,), or s itself when it is already an input
+        vector (B, d), e.g. a start token plus a projected condition (the property-conditional token Transformer)."""
+        return self.start(s) if s.dim() == 1 else s
+
     def embed(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """[s, x_0, ..., x_{L-2}] embedded: (B, L, d) for a target sequence x of length L (B, L)."""
         self._check_tokens(x)
-        return torch.cat([self.start(s)[:, None], self.tok(x[:, :-1])], dim=1)
+        return torch.cat([self.start_embedding(s)[:, None], self.tok(x[:, :-1])], dim=1)
 
     def logits(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """(B, L) tokens, (B,) start ids -> (B, L, vocab): row t holds the logits of p(x_t | x_<t, s)."""
         self._check_length(x.shape[1])
         return self.forward_embeddings(self.embed(x, s))
 
+    def prefill(self, x: torch.Tensor, s: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, vocab) of p(x_P | x_<P, s) for given tokens x (B, P), in one pass that fills the empty `cache`
+        with s and x, so that `step(x_P, ...)` continues from there."""
+        self._check_tokens(x)
+        return self.forward_embeddings(torch.cat([self.start_embedding(s)[:, None], self.tok(x)], 1), cache)[:, -1]
+
     def step(self, prev: torch.Tensor | None, s: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Logits (B, vocab) of the next token given the cache; `prev` is the token drawn last (None at first)."""
         if prev is None:
-            h = self.start(s)[:, None]
+            h = self.start_embedding(s)[:, None]
         else:
             self._check_tokens(prev)
             h = self.tok(prev)[:, None]

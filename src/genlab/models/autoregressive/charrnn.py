@@ -12,11 +12,17 @@ import torch
 from torch import nn
 
 from genlab.config import ModelConfig, param
-from genlab.data.molecule_properties import PROPERTY_HELP, PROPERTY_MEAN, PROPERTY_NAMES, check_property_names, normalize, parse_targets
 from genlab.errors import ConfigError
 from genlab.models.autoregressive.decoding import DECODING_OPTIONS
 from genlab.models.autoregressive.vocab import VocabularyBound
 from genlab.models.base import Batch, GenerativeModel, SampleOption
+from genlab.models.property_conditions import (
+    PROPERTIES_OPTION,
+    PropertyConditioned,
+    check_condition_config,
+    condition_bins_param,
+    condition_on_param,
+)
 from genlab.models.sequences import alive, longest, sample_sequences, sequence_log_probs, teacher_inputs
 from genlab.registry import register_model
 from genlab.spec import DataSpec
@@ -34,25 +40,15 @@ class CharRNNConfig(ModelConfig):
     embed: int = param(0, ge=0, help="token embedding width (0: the vocabulary size, as MOSES's one-hot-sized embedding)")
     dropout: float = param(0.2, ge=0, lt=1, help="dropout between LSTM layers while training")
     conditional: bool = param(False, help="class-conditional: the start token is the class")
-    condition_on: tuple[str, ...] = param((), help=f"molecular properties to condition on ({PROPERTY_HELP}); needs a *_props dataset")
-    condition_bins: int = param(
-        0, ge=0, le=64, help="0: condition on the normalised values; B > 0: on each value's bin among B of equal mass under N(0, 1)"
-    )
+    condition_on: tuple[str, ...] = condition_on_param()
+    condition_bins: int = condition_bins_param()
 
     def validate(self) -> None:
-        check_property_names(self.condition_on, "model.condition_on")
-        if self.condition_on and self.conditional:
-            raise ConfigError("model.conditional (classes) and model.condition_on (properties) cannot be combined; choose one")
-
-
-BANK = 2048  # training condition vectors a property-conditional model keeps, to draw conditions when none are requested
-PROPERTIES_OPTION = SampleOption(
-    "properties", str, "property targets of a property-conditional model, e.g. qed=0.9,logp=2.5 (others drawn from training data)"
-)
+        check_condition_config(self)
 
 
 @register_model("charrnn", CharRNNConfig)
-class CharRNN(VocabularyBound, GenerativeModel):
+class CharRNN(PropertyConditioned, VocabularyBound, GenerativeModel):
     """log p(x | y) = sum_t log p(x_t | x_<t, y), exact, in nats, over token sequences up to and including the first
     <eos> (token 0); the last position can only be <eos>, so p is a distribution over strings of < L tokens.
 
@@ -90,16 +86,11 @@ class CharRNN(VocabularyBound, GenerativeModel):
         self.lstm = nn.LSTM(embed, config.hidden, config.n_layers, batch_first=True, dropout=config.dropout if config.n_layers > 1 else 0.0)
         self.head = nn.Linear(config.hidden, V)
         self.bind_vocabulary(spec.vocab)
-        self.condition_names = check_property_names(config.condition_on, "model.condition_on")
-        if self.condition_names:
-            if self.conditional:
-                raise ConfigError("model.conditional (classes) and model.condition_on (properties) cannot be combined; choose one")
-            width = len(self.condition_names) * (config.condition_bins or 1)
+        width = self.init_property_conditions(config)
+        if width:
             # The conditions c set the initial state (h_0, c_0) of every layer and are added to every input embedding.
             self.cond_state = nn.Linear(width, 2 * config.n_layers * config.hidden)
             self.cond_input = nn.Linear(width, embed)
-            self.register_buffer("cond_bank", torch.zeros(BANK, len(self.condition_names)))
-            self.register_buffer("cond_bank_seen", torch.zeros((), dtype=torch.long))
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
@@ -115,64 +106,11 @@ class CharRNN(VocabularyBound, GenerativeModel):
         return torch.full((n,), self.vocab_size, dtype=torch.long, device=self.device) + (0 if y is None else y)
 
     # ------------------------------------------------------------- property conditions
-    def dataset_conditions(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """The condition values (n, K) of a property-conditional model from a batch's labels y (n, 4), the properties
-        of the *_props datasets in PROPERTY_NAMES order (y None: the training means, so log_prob(x) is log p(x | mean
-        properties)); None for any other model."""
-        if not self.condition_names:
-            return None
-        if y is None:
-            return self.condition_targets(None, n) if not int(self.cond_bank_seen) else self.cond_bank_mean().expand(n, -1)
-        if y.dim() != 2 or y.shape != (n, len(PROPERTY_NAMES)) or not y.is_floating_point():
-            got = "none" if not y.numel() else f"{tuple(y.shape)} {y.dtype}"
-            raise ValueError(
-                f"model.condition_on={list(self.condition_names)} needs each molecule's properties y ({n}, {len(PROPERTY_NAMES)}) "
-                f"({', '.join(PROPERTY_NAMES)}), got {got}: train on a *_props dataset (data.name='moses_props' or 'smiles_file_props')"
-            )
-        return y[:, [PROPERTY_NAMES.index(k) for k in self.condition_names]].to(self.device, torch.float32)
-
-    def condition_features(self, values: torch.Tensor) -> torch.Tensor:
-        """Property values (n, K) -> the model's condition vector: z = (v - mean) / std, or with condition_bins = B the
-        one-hot of z's bin among the B bins of equal N(0, 1) mass, (n, K * B)."""
-        z = normalize(values, self.condition_names)
-        B = self.config.condition_bins
-        if not B:
-            return z
-        edges = torch.distributions.Normal(0.0, 1.0).icdf(torch.arange(1, B, device=z.device) / B)
-        return nn.functional.one_hot(torch.bucketize(z, edges), B).flatten(1).to(z.dtype)
-
     def initial_state(self, f: torch.Tensor) -> LSTMState:
         """(h_0, c_0), each (layers, n, hidden), from the condition vector f: h_0 = tanh(W_h f), c_0 = W_c f."""
         n, layers, hidden = len(f), self.config.n_layers, self.config.hidden
         h, c = self.cond_state(f).view(n, 2, layers, hidden).permute(1, 2, 0, 3)
         return torch.tanh(h).contiguous(), c.contiguous()
-
-    def condition_targets(self, properties: object, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The condition values (n, K) of n samples: the requested ones (see `parse_targets`), the others drawn jointly
-        from the training conditions the model kept (their mean before training)."""
-        seen = int(self.cond_bank_seen)
-        if seen:
-            rows = torch.randint(min(seen, BANK), (n,), generator=generator, device="cpu")
-            out = self.cond_bank[rows.to(self.cond_bank.device)].clone()
-        else:
-            out = self.cond_bank.new_tensor([PROPERTY_MEAN[k] for k in self.condition_names]).expand(n, -1).clone()
-        if properties is not None:
-            for k, v in parse_targets(properties, self.condition_names, n).items():
-                out[:, self.condition_names.index(k)] = v.to(out.device)
-        return out
-
-    def cond_bank_mean(self) -> torch.Tensor:
-        """The mean (1, K) of the training conditions kept in the bank."""
-        return self.cond_bank[: min(int(self.cond_bank_seen), BANK)].mean(0, keepdim=True)
-
-    def remember_conditions(self, values: torch.Tensor) -> None:
-        """Keep training condition vectors in a ring buffer of BANK rows (the batches are shuffled, so it holds a
-        random sample of the training conditions); unconditional sampling draws from it."""
-        with torch.no_grad():
-            seen = int(self.cond_bank_seen)
-            idx = (seen + torch.arange(len(values), device=values.device)) % BANK
-            self.cond_bank[idx[-BANK:]] = values[-BANK:].to(self.cond_bank.dtype)
-            self.cond_bank_seen += len(values)
 
     # ------------------------------------------------------------- likelihood
     def conditionals(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -182,11 +120,10 @@ class CharRNN(VocabularyBound, GenerativeModel):
             raise ValueError(f"expected token ids of shape (B, {self.length}), got {tuple(x.shape)}")
         t = x.long()
         T = longest(t)  # positions after every sequence's <eos> add nothing: run the LSTM that far only
-        values = self.dataset_conditions(y, len(t))
-        if values is None:
+        f = self.conditions(y, len(t))
+        if f is None:
             h, _ = self.lstm(self.embedding(teacher_inputs(self.start(y, len(t)), t, T)))
         else:
-            f = self.condition_features(values)
             e = self.embedding(teacher_inputs(self.start(None, len(t)), t, T)) + self.cond_input(f)[:, None]
             h, _ = self.lstm(e, self.initial_state(f))
         return sequence_log_probs(self.head(h), t)
@@ -198,11 +135,8 @@ class CharRNN(VocabularyBound, GenerativeModel):
     def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
         """Negative log-likelihood per token (the tokens up to and including each first <eos>); `nll` per example."""
         t = batch["x"].long()
-        if self.condition_names and "y" not in batch:
-            self.dataset_conditions(torch.empty(0), len(t))  # raises: the data carry no properties
+        self.batch_conditions(batch)  # checks the batch's properties and keeps them in the bank while training
         nll = -self.conditionals(t, batch.get("y")).sum(1)
-        if self.condition_names and self.training:
-            self.remember_conditions(self.dataset_conditions(batch["y"], len(t)))
         return {"loss": nll.sum() / alive(t).sum(), "nll": nll.mean().detach()}
 
     # --------------------------------------------------------------- sampling
@@ -234,13 +168,11 @@ class CharRNN(VocabularyBound, GenerativeModel):
         properties not requested are drawn from the training data."""
         self.check_sample_kwargs(kwargs)
         self.check_sample_labels(labels)
-        if not self.condition_names:
-            if properties is not None:
-                raise ConfigError("properties= needs a property-conditional CharRNN (model.condition_on); this one has none")
+        f = self.sample_conditions(properties, n, generator)
+        if f is None:
             return sample_sequences(
                 self.step, self.start(labels, n), self.length, generator=generator, temperature=temperature, top_k=top_k, top_p=top_p
             )
-        f = self.condition_features(self.condition_targets(properties, n, generator))
         cond = self.cond_input(f)
         return sample_sequences(
             lambda tok, state: self.step(tok, state, cond),

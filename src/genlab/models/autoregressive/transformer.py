@@ -21,6 +21,13 @@ from genlab.models.autoregressive.decoding import (
 )
 from genlab.models.autoregressive.vocab import VocabularyBound
 from genlab.models.base import Batch, GenerativeModel, SampleOption
+from genlab.models.property_conditions import (
+    PROPERTIES_OPTION,
+    PropertyConditioned,
+    check_condition_config,
+    condition_bins_param,
+    condition_on_param,
+)
 from genlab.nn.transformer import CausalTransformer, KVCache
 from genlab.registry import register_model
 from genlab.spec import DataSpec
@@ -41,6 +48,11 @@ class TransformerConfig(ModelConfig):
     context: int = param(0, ge=0, help="longest sequence the model takes (0: the data's sequence length)")
     dropout: float = param(0.0, ge=0, lt=1, help="dropout in attention and MLP while training")
     conditional: bool = param(False, help="class-conditional: the start token is the class")
+    condition_on: tuple[str, ...] = condition_on_param()
+    condition_bins: int = condition_bins_param()
+
+    def validate(self) -> None:
+        check_condition_config(self)
 
 
 def generate(
@@ -55,18 +67,27 @@ def generate(
     top_p: float | None = None,
     cache: bool = True,
     eos: int | None = None,
+    prefix: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """n sequences (n, length) of token ids, one token per step; with `cache` each step feeds one token through
     the KV cache, without it each step re-reads the whole prefix (the reference the cache must agree with).
     With `eos`, generation stops once every row has drawn it, positions after a row's first `eos` hold `eos`,
-    and the last position is `eos` (sequences hold at most length - 1 tokens before it)."""
+    and the last position is `eos` (sequences hold at most length - 1 tokens before it). A `prefix` (n, P) of given
+    tokens is kept as the first P tokens and the rest drawn from p(x_t | prefix, x_P..x_<t)."""
     check_decoding(temperature, top_k, top_p)
     x = torch.zeros(n, length, dtype=torch.long, device=s.device)
+    P = 0 if prefix is None else prefix.shape[1]
+    if prefix is not None:
+        if prefix.shape[0] != n or P > length:
+            raise ValueError(f"prefix: expected (n={n}, <= {length}) tokens, got {tuple(prefix.shape)}")
+        x[:, :P] = prefix
     kv = KVCache(len(net.blocks)) if cache else None
     done = torch.zeros(n, dtype=torch.bool, device=s.device)
-    for t in range(length):
+    if cache and P:  # the start token and the whole prefix in one pass: the last row predicts x_P
+        first = net.prefill(x[:, :P], s, kv)
+    for t in range(P, length):
         if cache:
-            logits = net.step(x[:, t - 1] if t else None, s, kv)
+            logits = first if P and t == P else net.step(x[:, t - 1] if t else None, s, kv)
         else:
             logits = net.logits(x[:, : t + 1], s)[:, -1]  # x[:, t] is a placeholder the prediction at t never sees
         if eos is not None and t == length - 1:  # the last position holds <eos> in every sequence
@@ -84,10 +105,18 @@ def generate(
 
 
 @register_model("transformer", TransformerConfig)
-class Transformer(VocabularyBound, GenerativeModel):
+class Transformer(PropertyConditioned, VocabularyBound, GenerativeModel):
     """log p(x | y) = sum_t log p(x_t | x_<t, y), exact, in nats, over the data's token sequence:
     token sequences as they are (up to and including the first <eos>), 8-bit images as 256-level sub-pixels in
     raster order (rows, columns, channels), binarised images as 2-level pixels.
+
+    With `condition_on` (molecule tokens of a *_props dataset) it learns p(x | c) for molecular properties c (see
+    genlab.models.property_conditions) through a condition token: position 0 holds e_s + W_c c instead of the start
+    embedding e_s, and every later position attends to it. This is MolGPT's condition token (Bagal et al. 2021) folded
+    into the start slot: the context, the positions and the KV cache stay those of the unconditional model (the
+    condition lives in the cached keys and values of position 0) and the cost is one linear layer. Adding W_c c to every
+    input as well would need the decoder to take a second input in every pass (prefill, step, teacher forcing), for a
+    signal attention already reaches in one hop.
 
     Example:
         >>> spec = DataSpec(shape=(1, 8, 8), encoding="binary")
@@ -101,7 +130,11 @@ class Transformer(VocabularyBound, GenerativeModel):
 
     @classmethod
     def sample_options(cls) -> tuple[SampleOption, ...]:
-        return (*DECODING_OPTIONS, SampleOption("cache", bool, "reuse attention keys and values across steps (KV cache)"))
+        return (
+            *DECODING_OPTIONS,
+            SampleOption("cache", bool, "reuse attention keys and values across steps (KV cache)"),
+            PROPERTIES_OPTION,
+        )
 
     def __init__(self, config: TransformerConfig, spec: DataSpec):
         super().__init__(config, spec)
@@ -147,6 +180,13 @@ class Transformer(VocabularyBound, GenerativeModel):
         )
         # Which vocabulary the weights belong to, saved with them: loading weights trained on another is an error.
         self.bind_vocabulary(spec.vocab)
+        width = self.init_property_conditions(config)
+        if width:
+            if spec.encoding != "tokens":
+                raise ConfigError(
+                    f"model.condition_on conditions molecule token sequences on their properties; these data are {spec.encoding}"
+                )
+            self.cond_start = torch.nn.Linear(width, config.d_model)  # W_c: the condition token is e_s + W_c c
 
     @classmethod
     def contract_cases(cls) -> list[tuple[dict, DataSpec]]:
@@ -156,6 +196,13 @@ class Transformer(VocabularyBound, GenerativeModel):
             ({"d_model": 16, "n_layers": 1, "n_heads": 2, "positions": "rope", "conditional": True}, DataSpec((1, 4, 4), num_classes=3)),
             ({"d_model": 16, "n_layers": 1, "n_heads": 2}, DataSpec((1, 5, 5), encoding="binary")),
         ]
+
+    def start_input(self, f: torch.Tensor | None, y: torch.Tensor | None, n: int) -> torch.Tensor:
+        """What position 0 holds: the start ids (n,) (the class of a class-conditional model), or for condition
+        vectors f (n, width) the condition tokens e_s + W_c f (n, d_model)."""
+        if f is None:
+            return start_tokens(self, y, n)
+        return self.net.start.weight[0] + self.cond_start(f)
 
     # ------------------------------------------------------------ data <-> tokens
     def to_tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -180,9 +227,9 @@ class Transformer(VocabularyBound, GenerativeModel):
     # ------------------------------------------------------------- likelihood
     def conditionals(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x_t | x_<t, y) for every position (B, L); positions after a sequence's first <eos> are 0.
-        They sum to `log_prob`."""
+        They sum to `log_prob`. For a property-conditional model y holds the properties (B, 4) of the *_props datasets."""
         t = self.to_tokens(x)
-        logits = at_least_float32(self.net.logits(t, start_tokens(self, y, len(t))))
+        logits = at_least_float32(self.net.logits(t, self.start_input(self.conditions(y, len(t)), y, len(t))))
         if self.spec.encoding == "tokens":  # the last position can only be <eos>: a distribution over strings of < L tokens
             logits = torch.cat(
                 [
@@ -204,6 +251,7 @@ class Transformer(VocabularyBound, GenerativeModel):
 
     def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
         """Negative log-likelihood per position (batch mean; <eos> padding excluded for token data); `nll` per example."""
+        self.batch_conditions(batch)  # checks the batch's properties and keeps them in the bank while training
         lp = self.conditionals(batch["x"], batch.get("y"))
         if self.spec.encoding == "tokens":
             t = batch["x"].long()
@@ -225,16 +273,19 @@ class Transformer(VocabularyBound, GenerativeModel):
         top_k: int | None = None,
         top_p: float | None = None,
         cache: bool = True,
+        properties: object = None,
         **kwargs,
     ) -> torch.Tensor:
         """n examples drawn token by token: images in [-1, 1], or token ids (n, L) with <eos> padding.
 
         `temperature` divides the logits, `top_k` keeps the k likeliest tokens, `top_p` the smallest set of
-        probability >= p; `cache=False` recomputes the whole prefix each step (slower; the same tokens)."""
+        probability >= p; `cache=False` recomputes the whole prefix each step (slower; the same tokens). A
+        property-conditional model takes `properties`: "qed=0.9,logp=2.5", {"qed": 0.9}, or values (K,) / (n, K) in
+        condition_on order; properties not requested are drawn from the training data."""
         self.check_sample_kwargs(kwargs)
         self.check_sample_labels(labels)
         eos = 0 if self.spec.encoding == "tokens" else None
-        s = start_tokens(self, labels, n)
+        s = self.start_input(self.sample_conditions(properties, n, generator), labels, n)
         t = generate(
             self.net, n, self.length, s, generator=generator, temperature=temperature, top_k=top_k, top_p=top_p, cache=cache, eos=eos
         )
