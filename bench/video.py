@@ -1,7 +1,8 @@
 """Benchmark: video prediction on Moving MNIST / Moving Fashion-MNIST (CPU size) at a fixed CPU budget.
 
 Each predictor (SimVP `video_predictor`, ConvLSTM `convlstm`, space-time diffusion `video_diffusion` with 8 given
-frames, sampled with its preset's sampler; their presets' settings, no EMA) trains for the same wall-clock budget on
+frames, sampled with its preset's sampler, and the token model `video_gpt` continuing the 8 given frames' codes; their
+presets' settings, no EMA; a two-stage model's phases start at their fractions of the budget) trains for the same wall-clock budget on
 each dataset with its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the preset's optimiser settings),
 then predicts the future frames of the first --n-test clips of the fixed test set. Reported beside them: copying the
 last given frame (the zero-motion baseline). Metrics as in eval.json (genlab.metrics.video, OpenSTL's conventions)
@@ -28,9 +29,10 @@ PRESETS = {  # (model, dataset) -> preset; a model's preset for the other datase
     "simvp": "configs/video/simvp_moving_mnist_cpu.toml",
     "convlstm": "configs/video/convlstm_moving_mnist_cpu.toml",
     "vdm": "configs/video/vdm_moving_mnist_cpu.toml",
+    "videogpt": "configs/video/videogpt_moving_mnist_cpu.toml",
 }
 DATASETS = ("moving_mnist_cpu", "moving_fmnist_cpu")
-SLOW = ("vdm",)  # predictors that sample (20 network passes per clip): scored on --n-test-slow clips
+SLOW = ("vdm", "videogpt")  # predictors that sample (20 network passes, or 128 tokens, per clip): scored on --n-test-slow clips
 SHOWN = ("mse", "mae", "ssim", "psnr", "frame_fid", "fd_clip", "identity_consistency", "identity_accuracy", "trajectory_error")
 
 
@@ -60,20 +62,25 @@ def train(cfg, budget: float, seed: int = 0) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     model = build_model(cfg.model, transform.spec)
     tc = cfg.train
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)
+    phases = model.phases()  # one AdamW per phase, each from its start fraction of the budget (a two-stage model's prior)
+    opts = [torch.optim.AdamW(list(ph.params), lr=tc.lr, betas=ph.betas or tc.betas, weight_decay=tc.weight_decay) for ph in phases]
     loader = Loader(ds, transform, tc.batch_size, seed=seed)
     step, t0, losses = 0, time.perf_counter(), []
     while (elapsed := time.perf_counter() - t0) < budget:
         frac = elapsed / budget
         lr = tc.lr * min(1.0, (step + 1) / max(1, tc.warmup_steps))
         lr *= tc.min_lr_ratio + (1 - tc.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        loss = model.loss(next(loader))["loss"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
-        opt.step()
+        for ph, opt in zip(phases, opts):
+            if frac < ph.start_fraction:
+                continue
+            for _ in range(ph.steps):
+                for group in opt.param_groups:
+                    group["lr"] = lr * ph.lr_scale
+                loss = model.loss(next(loader), phase=ph.name if len(phases) > 1 else None)["loss"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], tc.grad_clip or math.inf)
+                opt.step()
         losses.append(loss.item())
         step += 1
     seconds = time.perf_counter() - t0
