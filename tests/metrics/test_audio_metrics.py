@@ -134,3 +134,4 @@ def test_shipped_classifier_matches_its_reported_test_accuracy(name):
 def test_registered_for_both_digit_sets():
     assert registry.features_for_dataset("spoken_digits") == "spoken_digits"
     assert registry.features_for_dataset("spoken_digits_8k") == "spoken_digits"
+    assert registry.features_for_dataset("notes") == "notes"

@@ -180,6 +180,13 @@ def spoken_digits_net() -> AudioClassifier:
     return load_audio_classifier("spoken_digits")
 
 
+@register_features("notes", datasets=("notes",))
+def notes_net() -> AudioClassifier:
+    """genlab's pitch-class classifier of single notes (16 kHz log-mel CNN up to 3 kHz, trained on the training
+    instruments, scored on held-out ones; shipped weights, hash-checked, eval mode)."""
+    return load_audio_classifier("notes")
+
+
 # ---------------------------------------------------------------------------------------------------------------- YIN
 
 
