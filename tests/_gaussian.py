@@ -47,3 +47,20 @@ class GaussianDenoiser:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log N(x; mu, Sigma) per row (nats)."""
         return torch.distributions.MultivariateNormal(self.mu, self.cov).log_prob(x.double())
+
+
+class GaussianVelocity(torch.nn.Module):
+    """The optimal flow-matching velocity of x_0 ~ N(mu, s^2 I) on the path x_t = (1 - t) x_0 + t eps: with a = 1 - t and
+    V = a^2 s^2 + t^2 (the variance of x_t), E[x_0 | x_t] = mu + a s^2 (x_t - a mu) / V and E[eps | x_t] = t (x_t - a mu) / V,
+    so v = (t - a s^2)(x_t - a mu) / V - mu (curved: independent noise-data pairs cross). A network for
+    `FlowMatchingModel.net`: it reads t from c_noise = t_scale t; one parameter in mu's dtype sets the model's dtype."""
+
+    def __init__(self, mu: torch.Tensor, s: float, t_scale: float):
+        super().__init__()
+        self.mu, self.s, self.t_scale = mu, s, t_scale
+        self.anchor = torch.nn.Parameter(torch.zeros((), dtype=mu.dtype))
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        t = (c_noise / self.t_scale)[:, None]
+        a = 1 - t
+        return (t - a * self.s**2) * (x - a * self.mu) / (a**2 * self.s**2 + t**2) - self.mu

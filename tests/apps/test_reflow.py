@@ -4,9 +4,9 @@ weights, and reflow straightens: a flow fitted to the pairs of a curved 2-D flow
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import genlab
+from _gaussian import GaussianVelocity
 from _threads import one_thread  # noqa: F401
 from genlab import checkpoint as ckpt
 from genlab.apps.reflow import make_pairs
@@ -22,19 +22,6 @@ TINY = ["train.batch_size=32", "train.warmup_steps=0", "train.progress=false", "
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread
-
-
-class GaussianVelocity(nn.Module):
-    """The (curved) optimal flow of N(mu, s^2 I) data from independent noise: v = (t - a s^2)(x - a mu) / V - mu, a = 1 - t."""
-
-    def __init__(self):
-        super().__init__()
-        self.anchor = nn.Parameter(torch.zeros(()))
-
-    def forward(self, x, c_noise, y=None):
-        t = (c_noise / T_SCALE)[:, None]
-        a = 1 - t
-        return (t - a * S**2) * (x - a * MU) / (a**2 * S**2 + t**2) - MU
 
 
 def fm(**kw):
@@ -54,7 +41,7 @@ def test_pairs_are_the_samplers_image_of_their_noise():
 
 def test_reflow_straightens_a_curved_flow():
     teacher = fm().eval()
-    teacher.net = GaussianVelocity()
+    teacher.net = GaussianVelocity(MU, S, T_SCALE)
     pairs = make_pairs(teacher, 4096, steps=100)
     student = fm(time_sampling="uniform")
     student._pairs = {k: torch.from_numpy(v) for k, v in pairs.items()}

@@ -96,7 +96,7 @@ def test_loader_checks_the_hash(tmp_path):
     net = AudioClassifier(num_classes=3, n_mels=16, widths=(4, 4, 4), feature_dim=8)
     path = tmp_path / "toy_classifier.safetensors"
     save_weights(path, net, {})
-    sidecar = {"sha256": file_sha256(path), "architecture": net.config}
+    sidecar = {"sha256": file_sha256(path), "architecture": net.config, "command": "python train_toy.py"}
     (tmp_path / "toy_classifier.json").write_text(json.dumps(sidecar))
     loaded = load_audio_classifier("toy", tmp_path)
     assert loaded.weights_sha256 == sidecar["sha256"] and not loaded.training

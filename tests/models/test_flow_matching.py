@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from _gaussian import GaussianDenoiser
+from _gaussian import GaussianDenoiser, GaussianVelocity
 from _threads import one_thread  # noqa: F401
 from genlab import registry
 from genlab.config import build
@@ -23,27 +23,11 @@ MU, S = torch.tensor([1.0, -0.5], dtype=torch.float64), 0.5
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks run fastest on one thread
 
 
-class GaussianVelocity(nn.Module):
-    """The optimal velocity of x_0 ~ N(mu, s^2 I): with a = 1 - t and V = a^2 s^2 + t^2 (the variance of x_t),
-    E[x_0 | x_t] = mu + a s^2 (x_t - a mu) / V and E[eps | x_t] = t (x_t - a mu) / V, so v = (t - a s^2)(x_t - a mu) / V - mu."""
-
-    def __init__(self, mu=MU, s=S):
-        super().__init__()
-        self.mu, self.s = mu, s
-        self.dtype_anchor = nn.Parameter(torch.zeros((), dtype=torch.float64))
-
-    def forward(self, x, c_noise, y=None):
-        t = (c_noise / T_SCALE)[:, None]
-        a = 1 - t
-        V = a**2 * self.s**2 + t**2
-        return (t - a * self.s**2) * (x - a * self.mu) / V - self.mu
-
-
 def make(spec=DataSpec((2,), encoding="continuous"), analytic=True, **kw):
     torch.manual_seed(0)
     model = FlowMatchingModel(build(FlowMatchingConfig, {"width": 16, "depth": 1, **kw}, "model"), spec).double().eval()
     if analytic:
-        model.net = GaussianVelocity()
+        model.net = GaussianVelocity(MU, S, T_SCALE)
     return model
 
 

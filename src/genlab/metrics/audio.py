@@ -4,7 +4,6 @@ samples; YIN (de Cheveigne & Kawahara 2002) estimates the pitch of notes indepen
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from genlab import checkpoint as ckpt
 from genlab.data.audio import log_mel, midi_to_hz, resample
-from genlab.errors import CheckpointError
-from genlab.metrics.feature_nets import WEIGHTS_DIR, file_sha256, inception_score_analogue
+from genlab.metrics.feature_nets import WEIGHTS_DIR, inception_score_analogue, load_checked_weights
 from genlab.registry import register_features
 
 TRAIN_SCRIPT = "scripts/train_audio_classifier.py"
@@ -148,30 +145,21 @@ def accuracy(logits: np.ndarray, labels: np.ndarray | torch.Tensor) -> float:
 
 def load_audio_classifier(name: str, weights_dir: str | os.PathLike | None = None) -> AudioClassifier:
     """The shipped classifier `<name>_classifier.safetensors` in eval mode, its SHA-256 checked against the sidecar
-    `<name>_classifier.json` (which also holds the architecture); CheckpointError saying how to regenerate otherwise."""
+    `<name>_classifier.json` (which also holds the architecture and the command that trained it;
+    `feature_nets.load_checked_weights`)."""
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
-    path, sidecar = folder / f"{name}_classifier.safetensors", folder / f"{name}_classifier.json"
-    regenerate = f"python {TRAIN_SCRIPT} --dataset {name} --out {folder}"
-    if not path.is_file() or not sidecar.is_file():
-        missing = " and ".join(str(p) for p in (path, sidecar) if not p.is_file())
-        raise CheckpointError(f"audio classifier {name!r}: {missing} missing; regenerate from a source checkout with `{regenerate}`")
-    try:
-        info = json.loads(sidecar.read_text())
-        recorded, arch = info["sha256"], dict(info["architecture"])
-        arch["widths"] = tuple(arch["widths"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(
-            f"audio classifier {name!r}: {sidecar} is not a valid sidecar ({e!r}); regenerate it with `{regenerate}`"
-        ) from None
-    digest = file_sha256(path)
-    if digest != recorded:
-        raise CheckpointError(
-            f"audio classifier {name!r}: {path} has SHA-256 {digest} but {sidecar} records {recorded}: regenerate both with `{regenerate}`"
-        )
-    net = AudioClassifier(**arch)
-    ckpt.load_weights(path, net)
-    net.weights_sha256 = digest
-    return net.eval()
+
+    def build(info: dict) -> AudioClassifier:
+        arch = dict(info["architecture"])
+        return AudioClassifier(**{**arch, "widths": tuple(arch["widths"])})
+
+    return load_checked_weights(
+        name,
+        folder / f"{name}_classifier.safetensors",
+        folder / f"{name}_classifier.json",
+        build,
+        f"python {TRAIN_SCRIPT} --dataset {name} --out {folder}",
+    )
 
 
 @register_features("spoken_digits", datasets=("spoken_digits", "spoken_digits_8k"))
