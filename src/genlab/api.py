@@ -9,6 +9,7 @@ x = model.sample(16, generator=torch.Generator().manual_seed(0))   # (16, 1, 28,
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -97,7 +98,14 @@ def evaluate(
         raise CheckpointError(f"{run_dir} has no checkpoint ({rundir.WEIGHTS}); train it first with `genlab train`")
     model = load_run(run_dir, device=device)
     weights = "ema" if (run_dir / rundir.EMA_WEIGHTS).is_file() else "model"
-    return evaluate_model(model, overrides, out_dir=run_dir, weights=weights, sample_kwargs=sampler_kwargs)
+    out_dir: Path | None = run_dir
+    try:  # a read-only run is still evaluated: say so before the time is spent, not when eval.json cannot be written
+        rundir.check_writable(run_dir)
+    except CheckpointError:
+        warnings.warn(f"{run_dir} is not writable: eval.json will not be written there; the numbers are returned (and printed)")
+        out_dir = None
+    result = evaluate_model(model, overrides, out_dir=out_dir, weights=weights, sample_kwargs=sampler_kwargs)
+    return {**result, "run": str(run_dir), "eval_json": str(run_dir / "eval.json") if out_dir else None}
 
 
 def info(run_dir: str | os.PathLike) -> dict[str, Any]:

@@ -101,8 +101,8 @@ def _cmd_eval(a: argparse.Namespace) -> int:
 
     set_threads(a)
     res = api.evaluate(a.run, a.overrides, device=a.device, **sampler_options(a))
-    print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict)}, indent=2))
-    print(f"-> {Path(a.run) / 'eval.json'}")
+    print(json.dumps({k: v for k, v in res.items() if not isinstance(v, dict) and k != "eval_json"}, indent=2))
+    print(f"-> {res['eval_json']}" if res.get("eval_json") else f"(not written: {a.run} is read-only)")
     return 0
 
 

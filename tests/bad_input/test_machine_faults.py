@@ -263,8 +263,25 @@ def test_sample_from_a_read_only_run_into_another_folder(cli, readonly_run, tmp_
     assert (tmp_path / "out" / "s.npz").stat().st_size > 0
 
 
-def test_eval_of_a_read_only_run_says_eval_json_cannot_be_written(cli, readonly_run):
-    assert_error(*cli("eval", readonly_run, "eval.sample_metrics=false"), f"cannot write {readonly_run / 'eval.json'}", "read-only")
+def test_eval_of_a_read_only_run_warns_first_and_still_gives_the_numbers(cli, readonly_run):
+    with pytest.warns(UserWarning, match=f"{readonly_run} is not writable: eval.json will not be written there"):
+        rc, err = cli("eval", readonly_run, "eval.sample_metrics=false")
+    assert rc == 0, err
+    assert not (readonly_run / "eval.json").exists()
+
+
+def test_evaluate_an_unwritable_run_returns_the_numbers_by_injection(run, monkeypatch):
+    """The same where a real read-only folder cannot be made: the write probe fails, the numbers come back, nothing is written."""
+    import tempfile
+
+    def refuse(*a, **k):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.warns(UserWarning, match="eval.json will not be written"):
+        res = genlab.evaluate(run, ["sample_metrics=false"])
+    assert res["eval_json"] is None and res["run"] == str(run) and res["bits_per_dim"] > 0
+    assert not (run / "eval.json").exists()
 
 
 # ------------------------------------------------------------------------------- the run directory deleted
