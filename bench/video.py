@@ -33,7 +33,18 @@ PRESETS = {  # (model, dataset) -> preset; a model's preset for the other datase
 }
 DATASETS = ("moving_mnist_cpu", "moving_fmnist_cpu")
 SLOW = ("vdm", "videogpt")  # predictors that sample (20 network passes, or 128 tokens, per clip): scored on --n-test-slow clips
-SHOWN = ("mse", "mae", "ssim", "psnr", "frame_fid", "fd_clip", "identity_consistency", "identity_accuracy", "trajectory_error")
+SHOWN = (
+    "mse",
+    "mae",
+    "ssim",
+    "psnr",
+    "frame_fid",
+    "fd_clip",
+    "identity_consistency",
+    "identity_coverage",
+    "identity_accuracy",
+    "trajectory_error",
+)
 
 
 class CopyLast(torch.nn.Module):

@@ -1,5 +1,6 @@
 """Video clips (T x C x H x W in [-1, 1]): prediction metrics (per-frame MSE / MAE / SSIM / PSNR as in OpenSTL), frame
-FID and identity consistency in the frame dataset's feature network; animated GIFs, PNG frame strips and uint8 .npz."""
+FID, identity consistency and trajectory error of up to 3 tracked objects (`genlab.metrics.video_tracking`); animated
+GIFs, PNG frame strips and uint8 .npz."""
 
 from __future__ import annotations
 
@@ -19,10 +20,21 @@ from genlab.config import RunConfig
 from genlab.data.transforms import from_unit_range, to_unit_range
 from genlab.errors import ConfigError, DataError
 from genlab.metrics.clip_features import clip_features
-from genlab.metrics.feature_nets import extract_features, extract_logits, get_feature_net
+from genlab.metrics.feature_nets import extract_features, get_feature_net
 from genlab.metrics.feature_nets import weights_sha256 as net_hash
 from genlab.metrics.fid import fid
 from genlab.metrics.video import PSNR_CAP, prediction_metrics
+from genlab.metrics.video_tracking import (
+    crop_objects,
+    detect_objects,
+    identity_coverage,
+    identity_share,
+    matched_track_error,
+    multiset_accuracy,
+    physics_error,
+    track_identities,
+    track_objects,
+)
 from genlab.modalities.base import Modality
 from genlab.modalities.image import image_grid, save_image_grid
 from genlab.models.sampling import timed_samples
@@ -62,22 +74,13 @@ def frame_grid(x: torch.Tensor) -> np.ndarray:
 
 
 def object_crops(frames: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frames (M, 1, H, W) in [-1, 1] -> (size x size crops around each frame's intensity centroid, resized to 28 x 28
-    for the feature network; the centroids (M, 2) in pixels, row and column). A blank frame's centroid is its centre."""
-    M, _, H, W = frames.shape
-    w = (frames[:, 0].double() + 1) / 2
-    mass = w.sum((1, 2))
-    rows, cols = torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64)
-    safe = mass.clamp(min=1e-12)
-    centre = torch.stack([(w.sum(2) * rows).sum(1) / safe, (w.sum(1) * cols).sum(1) / safe], 1)
-    centre[mass < 1e-12] = torch.tensor([(H - 1) / 2, (W - 1) / 2], dtype=torch.float64)
-    top = (centre - (size - 1) / 2).round().long()
-    top[:, 0], top[:, 1] = top[:, 0].clamp(0, H - size), top[:, 1].clamp(0, W - size)
-    offs = torch.arange(size)
-    r = top[:, 0, None, None] + offs[None, :, None]
-    c = top[:, 1, None, None] + offs[None, None, :]
-    crops = frames[torch.arange(M)[:, None, None], 0, r, c][:, None]
-    return F.interpolate(crops.float(), size=(FEATURE_SIZE, FEATURE_SIZE), mode="bilinear", align_corners=False), centre
+    """Frames (M, 1, H, W) in [-1, 1] holding one object each -> (size x size crops around the tracked centre,
+    resized to 28 x 28 for the feature network; the centres (M, 2) in pixels, row and column): the intensity
+    centroid of the pixels brighter than the background in a size x size window (`video_tracking.detect_objects`).
+    A blank frame's centre is its middle."""
+    centres, _ = detect_objects((frames[:, 0].float() + 1) / 2, 1, size)
+    crops = crop_objects(frames, centres, size, FEATURE_SIZE)[:, 0]
+    return crops, torch.from_numpy(centres[:, 0])
 
 
 def frames_for_features(frames: torch.Tensor) -> torch.Tensor:
@@ -88,12 +91,10 @@ def frames_for_features(frames: torch.Tensor) -> torch.Tensor:
 
 
 def identity_consistency(net: Any, clips: torch.Tensor, object_size: int) -> tuple[float, np.ndarray]:
-    """The share of clips whose frames all get the same class from the classifier `net` (on the object crops), and the
-    predicted classes (N, T)."""
-    N, T = clips.shape[:2]
-    crops, _ = object_crops(clips.flatten(0, 1), object_size)
-    pred = extract_logits(net, crops).argmax(1).reshape(N, T)
-    return float((pred == pred[:, :1]).all(1).mean()), pred
+    """One-object clips: the share of clips whose frames all get the same class from the classifier `net` (on the
+    object crops), and the predicted classes (N, T). Several objects: `video_tracking.track_identities`."""
+    tracked = track_identities(net, clips, 1, object_size, out_size=FEATURE_SIZE)
+    return identity_share(tracked.classes), tracked.classes[..., 0]
 
 
 @register_modality("video")
@@ -163,8 +164,9 @@ class VideoModality(Modality):
         """A predictor (a model taking `context`): per-frame MSE / MAE / SSIM / PSNR of its predictions of the first
         eval.n_samples test clips' future frames, and the frame metrics below on the predicted frames. A generator:
         the frame metrics on eval.n_samples clips. Frame metrics: frame FID (whole frames resized to 28 x 28, in the
-        frame dataset's feature network, against the test clips' frames), identity consistency and, for one-object
-        clips, the trajectory error (pixels between the intensity centroids of predicted and true frames)."""
+        frame dataset's feature network, against the test clips' frames), identity consistency of the K tracked objects
+        and trajectory error: for a predictor against the tracks in the true frames, for a generator against the
+        generator's physics."""
         ec, kw = cfg.eval, dict(sample_kwargs or {})
         if "context" in kw:
             raise ConfigError("genlab eval predicts from the test clips' given frames itself: drop --context")
@@ -210,8 +212,9 @@ class VideoModality(Modality):
 
     @staticmethod
     def _frame_metrics(cfg: RunConfig, test: Any, made: torch.Tensor, ref: torch.Tensor, conv: dict, paired: bool) -> dict[str, Any]:
-        """Frame FID, identity consistency; for `paired` clips (predictions of the reference clips) identity accuracy
-        and trajectory error."""
+        """Frame FID, identity consistency of the K tracked objects (K = test.labels.shape[1] <= 3), and trajectory
+        error: for `paired` clips (predictions of the reference clips) against the tracks in the true frames, with
+        identity accuracy; else against the generator's physics."""
         source = getattr(test, "source", "")
         name = cfg.eval.features or registry.features_for_dataset(source)
         if name is None:
@@ -226,16 +229,32 @@ class VideoModality(Modality):
         conv["frame_fid"] = f"{len(f_made)} frames vs {len(f_ref)} test frames, resized (area) to 28 x 28; pytorch-fid algorithm"
         labels = getattr(test, "labels", None)
         size = getattr(test, "object_size", 0)
-        if labels is not None and labels.ndim == 2 and labels.shape[1] == 1 and size and hasattr(net, "classify"):
-            out["identity_consistency"], pred = identity_consistency(net, made, size)
-            if paired:
-                out["identity_accuracy"] = float((pred == labels[: len(pred), :1]).mean())
-                _, c_made = object_crops(made.flatten(0, 1), size)
-                _, c_ref = object_crops(ref.flatten(0, 1), size)
-                out["trajectory_error"] = float((c_made - c_ref).norm(dim=1).mean())
+        if labels is not None and labels.ndim == 2 and 1 <= labels.shape[1] <= 3 and size and hasattr(net, "classify"):
+            K, frame = labels.shape[1], (made.shape[-2], made.shape[-1])
+            tracked = track_identities(net, made, K, size, out_size=FEATURE_SIZE)
+            out["identity_consistency"] = identity_share(tracked.classes, tracked.apart)
+            out["identity_coverage"] = identity_coverage(tracked.apart)
             conv["identity_consistency"] = (
-                f"share of clips whose frames all get one class from {name}'s classifier, on {size} x {size} crops at the "
-                "intensity centroid resized to 28 x 28; identity_accuracy: share of frames classified as the clip's object"
+                f"share of clips in which each of the {K} tracked objects keeps one class from {name}'s classifier over the "
+                f"frames where it touches no other object, on {size} x {size} crops around its tracked centre (pixels nearer "
+                "another object blanked) resized to 28 x 28; an object that touches another in every frame is not judged: "
+                "identity_coverage is the share of objects judged; tracker and conventions: genlab.metrics.video_tracking"
             )
-            conv["trajectory_error"] = "mean distance in pixels between the intensity centroids of the made and the true frames"
+            if paired:
+                out["identity_accuracy"] = multiset_accuracy(tracked.classes, labels[: len(made)], tracked.apart)
+                out["trajectory_error"] = matched_track_error(tracked.centres, track_objects(ref, K, size).centres)
+                conv["identity_accuracy"] = "share of objects (where apart) whose class is one of the clip's true classes, per frame"
+                conv["trajectory_error"] = (
+                    f"mean distance in pixels between the {K} tracked centres in the predicted and in the true frames, the tracks "
+                    "of each clip matched by the Hungarian assignment"
+                )
+            else:
+                floor = track_objects(ref, K, size)
+                out["trajectory_error"] = physics_error(tracked.centres, frame, size, tracked.apart)
+                conv["trajectory_error"] = (
+                    "trajectory plausibility: mean distance in pixels between each tracked centre and the least-squares best track "
+                    "under the generator's physics (constant velocity, mirrored at the borders), fitted and averaged over the frames "
+                    "where the object touches no other (objects apart in fewer than two frames left out); the "
+                    f"{len(ref)} test clips themselves: {physics_error(floor.centres, frame, size, floor.apart):.3g}"
+                )
         return out
