@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -40,7 +41,22 @@ def train(name: str, budget: float, threads: int, run_dir: Path, steps: int | No
     overrides = [*limit, f"train.num_threads={threads}", "train.progress=false"]
     res = genlab.train(ROOT / PRESETS[name], overrides, run_dir=run_dir, resume="never")
     batch = genlab.build_run_config(ROOT / PRESETS[name]).train.batch_size
-    return {"steps": res.step, "train_seconds": round(res.elapsed, 1), "examples_per_s": round(res.step * batch / res.elapsed, 1)}
+    return {
+        "steps": res.step,
+        "train_seconds": round(res.elapsed, 1),
+        "examples_per_s": round(res.step * batch / res.elapsed, 1),
+        "examples_per_s_median": median_rate(run_dir),
+    }
+
+
+def median_rate(run_dir: Path) -> float | None:
+    """The median of the trainer's logged examples/s: the machine's speed, untouched by a pause or a busy stretch."""
+    rates = []
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("images_per_s"):  # eval rows log 0
+            rates.append(row["images_per_s"])
+    return round(statistics.median(rates), 1) if rates else None
 
 
 def evaluate(run_dir: Path, n_samples: int, n_examples: int, clips: Path) -> dict:
@@ -105,7 +121,7 @@ def main() -> None:
     print(f"{'model':<16}{'steps':>7}{'ex/s':>8}{'audio s/s':>11}{'IS':>7}{'FID':>9}{'KID':>9}{'accuracy':>10}{'NLL b/dim':>11}")
     for r in [*rows, real]:
         print(
-            f"{r['model']:<16}{cell(r.get('steps'), 'd'):>7}{cell(r.get('examples_per_s'), '.1f'):>8}"
+            f"{r['model']:<16}{cell(r.get('steps'), 'd'):>7}{cell(r.get('examples_per_s_median', r.get('examples_per_s')), '.1f'):>8}"
             f"{cell(r.get('audio_seconds_per_second'), '.3g'):>11}{cell(r.get('inception_score'), '.2f'):>7}{cell(r.get('fid'), '.2f'):>9}"
             f"{cell(r.get('kid'), '.4f'):>9}{cell(r.get('accuracy'), '.3f'):>10}{cell(r.get('bits_per_dim'), '.3f'):>11}"
         )
