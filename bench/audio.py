@@ -1,6 +1,7 @@
 """Benchmark: class-conditional audio generation on spoken digits (CPU size, 1 s at 8 kHz) at a fixed CPU budget.
 
-WaveNet (autoregressive), DiffWave (diffusion) and WaveGAN (GAN), each from its preset in configs/audio/, trained by
+WaveNet (autoregressive), DiffWave (diffusion), WaveGAN (GAN) and diffusion on 32 x 32 log-mel spectrograms inverted
+by Griffin-Lim (`specdiff`, SpecGAN's representation), each from its preset in configs/audio/, trained by
 genlab's trainer for the same wall-clock budget and threads, then scored by `genlab.evaluate` with the data set's
 digit classifier (genlab.metrics.audio): Inception Score, FID and KID in its feature space, accuracy of conditional
 samples (the requested digit), seconds of audio generated per second of wall time, and for the likelihood models
@@ -30,6 +31,7 @@ PRESETS = {
     "wavenet": "configs/audio/wavenet_digits.toml",
     "diffwave": "configs/audio/diffwave_digits.toml",
     "wavegan": "configs/audio/wavegan_digits.toml",
+    "specdiff": "configs/audio/specdiff_digits.toml",
 }
 SHOWN = ("inception_score", "fid", "kid", "accuracy")
 
@@ -69,6 +71,8 @@ def evaluate(run_dir: Path, n_samples: int, n_examples: int, clips: Path) -> dic
     modality_of(model.spec).preview(x, clips / "spectrograms.png", spec=model.spec, labels=y)
     out = {k: ev.get(k) for k in (*SHOWN, "audio_seconds_per_second", "seconds_per_sample", "nll", "nll_bound", "bits_per_dim")}
     out["reference"] = ev.get("reference", {})
+    if ev.get("reference_inverted"):  # spectrogram models: the real test spectrograms through the same inversion
+        out["reference_inverted"] = ev["reference_inverted"]
     return out
 
 

@@ -21,6 +21,8 @@ class DataSpec:
 
     `modality` names the registered `genlab.modalities` entry that evaluates, writes and previews such data
     (default: "tokens", "image" for C x H x W, "points" for vectors). `sample_rate` is a waveform's samples per second.
+    `params` holds what a modality needs to read the values back, as sorted (name, number or string) pairs (e.g. the STFT
+    of a spectrogram); `param(name)` reads one.
     """
 
     shape: tuple[int, ...]
@@ -31,11 +33,21 @@ class DataSpec:
     vocab: tuple[str, ...] = ()
     modality: str = ""
     sample_rate: int = 0  # waveforms: samples per second (0: not audio)
+    params: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.modality:  # the built-in modalities follow from the encoding and the shape; others are named
             default = "tokens" if self.encoding == "tokens" else "image" if len(self.shape) == 3 else "points"
             object.__setattr__(self, "modality", default)
+        if isinstance(self.params, dict):
+            object.__setattr__(self, "params", tuple(sorted(self.params.items())))
+
+    def param(self, name: str) -> Any:
+        """The value of one of `params`; KeyError names the missing key and those there are."""
+        found = dict(self.params)
+        if name not in found:
+            raise KeyError(f"DataSpec has no parameter {name!r} (it has {sorted(found) or 'none'})")
+        return found[name]
 
     @property
     def is_image(self) -> bool:
@@ -53,6 +65,7 @@ class DataSpec:
         d["shape"] = list(self.shape)
         d["class_names"] = list(self.class_names)
         d["vocab"] = list(self.vocab)
+        d["params"] = dict(self.params)
         return d
 
     @classmethod
@@ -66,4 +79,5 @@ class DataSpec:
             vocab=tuple(d.get("vocab", ())),
             modality=d.get("modality", ""),
             sample_rate=int(d.get("sample_rate", 0)),
+            params=tuple(sorted(dict(d.get("params") or {}).items())),
         )

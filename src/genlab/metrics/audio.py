@@ -162,7 +162,7 @@ def load_audio_classifier(name: str, weights_dir: str | os.PathLike | None = Non
     )
 
 
-@register_features("spoken_digits", datasets=("spoken_digits", "spoken_digits_8k"))
+@register_features("spoken_digits", datasets=("spoken_digits", "spoken_digits_8k", "spoken_digits_mel"))
 def spoken_digits_net() -> AudioClassifier:
     """genlab's spoken-digit classifier (8 kHz log-mel CNN; shipped weights, hash-checked, eval mode)."""
     return load_audio_classifier("spoken_digits")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar
@@ -150,6 +151,14 @@ class WaveformModality(Modality):
             return path.parent
         return super().write(x, labels, path, spec)
 
+    def clips_of(self, x: torch.Tensor, spec: DataSpec) -> torch.Tensor:
+        """Samples of this modality as mono clips (N, 1, T): here they already are."""
+        return x
+
+    def real_clips(self, data: Any, cfg: RunConfig, split: str) -> torch.Tensor:
+        """The real clips of a data set (split `split` of cfg.data) that generated clips are scored against."""
+        return data.x
+
     def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
         """eval.n_samples clips scored by the data set's audio classifier (eval.features overrides it): inception_score,
         fid and kid against the test split's features, accuracy of conditional samples; pitch_accuracy by YIN when the
@@ -157,6 +166,10 @@ class WaveformModality(Modality):
         and pitch_accuracy, and the fid / kid of as many training clips (seeded draw; other speakers) against the test clips."""
         ec = cfg.eval
         x, y, sec = timed_samples(model, ec.n_samples, ec.seed, **(sample_kwargs or {}))
+        t0 = time.perf_counter()
+        x = self.clips_of(x, model.spec)
+        sec += (time.perf_counter() - t0) / max(1, len(x))  # turning samples into sound is part of generating it
+        real_test = self.real_clips(test, cfg, "test")
         rate = sample_rate_of(model.spec, test)
         if x.ndim != 3 or x.shape[1] != 1:
             raise DataError(f"samples have shape {tuple(x.shape[1:])}; waveform metrics need mono clips (1, T)")
@@ -167,7 +180,7 @@ class WaveformModality(Modality):
         if midi is not None:
             out["pitch_accuracy"] = pitch_accuracy(yin_pitch(x, rate), midi)
             real = requested_pitch(model.spec, test.y)
-            ref["pitch_accuracy"] = pitch_accuracy(yin_pitch(test.x, rate), real) if real is not None else None
+            ref["pitch_accuracy"] = pitch_accuracy(yin_pitch(real_test, rate), real) if real is not None else None
             conv["pitch_accuracy"] = "YIN (threshold 0.15, 64 ms frames, 0.05-0.6 s, median) within 0.5 semitone of the requested note"
         name = ec.features or registry.features_for_dataset(cfg.data.name)
         if name is None:
@@ -176,7 +189,7 @@ class WaveformModality(Modality):
             return out, conv
         net = get_feature_net(name)
         feats, logits = classifier_outputs(net, x, rate)
-        f_test, l_test = classifier_outputs(net, test.x, rate)
+        f_test, l_test = classifier_outputs(net, real_test, rate)
         out["inception_score"] = inception_score(logits)
         out["fid"] = fid(f_test, feats)
         sub = min(1000, len(feats), len(f_test))
@@ -186,9 +199,9 @@ class WaveformModality(Modality):
         ref["inception_score"] = inception_score(l_test)
         if test.y is not None:
             ref["accuracy"] = accuracy(l_test, test.y)
-        train = registry.dataset(cfg.data.name)(cfg.data, "train")
-        pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(ec.seed))[: len(x)]  # the split is stored by speaker
-        f_train, _ = classifier_outputs(net, train.x[pick], rate)
+        train = self.real_clips(registry.dataset(cfg.data.name)(cfg.data, "train"), cfg, "train")
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(ec.seed))[: len(x)]  # the split is stored by speaker
+        f_train, _ = classifier_outputs(net, train[pick], rate)
         ref["fid"] = fid(f_test, f_train)
         ref["kid"] = kid(f_test, f_train, subset_size=min(1000, len(f_train), len(f_test)), seed=ec.seed)[0]
         out["reference"] = ref
