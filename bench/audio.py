@@ -1,14 +1,14 @@
 """Benchmark: class-conditional audio generation on spoken digits (CPU size, 1 s at 8 kHz) at a fixed CPU budget.
 
-WaveNet (autoregressive), DiffWave (diffusion), WaveGAN (GAN) and diffusion on 32 x 32 log-mel spectrograms inverted
-by Griffin-Lim (`specdiff`, SpecGAN's representation), each from its preset in configs/audio/, trained by
+WaveNet (autoregressive), DiffWave (diffusion), WaveGAN (GAN), and diffusion and SpecGAN on 32 x 32 log-mel
+spectrograms inverted by Griffin-Lim (`specdiff`, `specgan`), each from its preset in configs/audio/, trained by
 genlab's trainer for the same wall-clock budget and threads, then scored by `genlab.evaluate` with the data set's
 digit classifier (genlab.metrics.audio): Inception Score, FID and KID in its feature space, accuracy of conditional
 samples (the requested digit), seconds of audio generated per second of wall time, and for the likelihood models
 their NLL. The real test clips give the ceiling row (their IS and accuracy; FID / KID of as many training clips of
 other speakers against them). Ten clips per model (one per digit) and their spectrograms go to bench/results/audio/.
 
-    flock /tmp/genlab-heavy.lock .venv/bin/python bench/audio.py                 # 1,200 s per model, 2 threads (~75 min)
+    flock /tmp/genlab-heavy.lock .venv/bin/python bench/audio.py                 # 1,200 s per model, 2 threads (~2 h for five)
     .venv/bin/python bench/audio.py --budget 60 --n-samples 100 --threads 1      # a quick look (~10 min)
     bench/audio.py --steps wavenet=9000 diffwave=2400 wavegan=3000               # optimiser steps instead of seconds
 
@@ -32,6 +32,7 @@ PRESETS = {
     "diffwave": "configs/audio/diffwave_digits.toml",
     "wavegan": "configs/audio/wavegan_digits.toml",
     "specdiff": "configs/audio/specdiff_digits.toml",
+    "specgan": "configs/audio/specgan_digits.toml",
 }
 SHOWN = ("inception_score", "fid", "kid", "accuracy")
 

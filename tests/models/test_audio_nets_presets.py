@@ -18,7 +18,7 @@ SPEC = DataSpec((1, 8000), num_classes=10, encoding="continuous", modality="wave
 
 def test_the_presets_exist():
     names = [p.name for p in PRESETS]
-    assert names == ["diffwave_digits.toml", "specdiff_digits.toml", "wavegan_digits.toml", "wavenet_digits.toml"]
+    assert names == ["diffwave_digits.toml", "specdiff_digits.toml", "specgan_digits.toml", "wavegan_digits.toml", "wavenet_digits.toml"]
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
