@@ -4,7 +4,8 @@ Each predictor (SimVP `video_predictor`, ConvLSTM `convlstm`, space-time diffusi
 frames, sampled with its preset's sampler, and the token model `video_gpt` continuing the 8 given frames' codes; their
 presets' settings, no EMA; a two-stage model's phases start at their fractions of the budget) trains for the same wall-clock budget on
 each dataset with its own loop (AdamW, warm-up then cosine in time, grad clip 1.0: the preset's optimiser settings),
-then predicts the future frames of the first --n-test clips of the fixed test set. Reported beside them: copying the
+then predicts the future frames of the first --n-test clips of the fixed test set (a frame strip and GIF of four of them,
+truth above prediction, go to --strips). Reported beside them: copying the
 last given frame (the zero-motion baseline). Metrics as in eval.json (genlab.metrics.video, OpenSTL's conventions)
 plus frame FID, identity consistency / accuracy and trajectory error from the video modality. OpenSTL's published
 numbers are for the 64 x 64, 2-object, 10 -> 10 protocol after 200 epochs on a GPU and are not comparable with these
@@ -112,6 +113,18 @@ def evaluate(model, cfg, test) -> dict:
     return {k: numbers[k] for k in (*SHOWN, "mse_per_frame", "seconds_per_clip") if k in numbers}
 
 
+def strip(model, cfg, test, path: Path, n: int = 4) -> Path:
+    """A frame strip (.png, and the same as a .gif beside it): the first n test clips (given + true future frames) in the
+    top rows, the model's predictions of them (given + predicted) in the rows below."""
+    from genlab.data.transforms import to_unit_range
+    from genlab.modalities.video import VideoModality, predict_clips
+
+    true = to_unit_range(test.x[:n])
+    with torch.no_grad():
+        made = predict_clips(model, true, labels=None if test.y is None else test.y[:n], seed=cfg.eval.seed)
+    return VideoModality().preview(torch.cat([true, made]), path, spec=model.spec)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget", type=float, default=300, help="training seconds per model and dataset")
@@ -121,6 +134,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     p.add_argument("--n-test-slow", type=int, default=200, help="test clips for the sampled (diffusion) models, at most --n-test")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "video.json"))
+    p.add_argument("--strips", default=str(ROOT / "bench" / "results" / "video"), help="folder for each model's frame strip and GIF")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from genlab.config import build_run_config
@@ -149,6 +163,7 @@ def main() -> None:
             test, _ = load_dataset(cfg.data, "test")
             model, info = train(cfg, a.budget)
             record({"dataset": name, "model": who, "n_test": n_test, **info, **evaluate(model, cfg, test)})
+            strip(model, cfg, test, Path(a.strips) / f"{name}_{who}.png")
         cfg = build_run_config(ROOT / PRESETS[a.models[0]], [f"data.name={name}", f"eval.n_samples={a.n_test}", f"data.n_test={a.n_test}"])
         test, _ = load_dataset(cfg.data, "test")
         record(
