@@ -21,10 +21,9 @@ from genlab.config import RunConfig
 from genlab.data.audio_spectrogram import MelParams, mel_to_waveform
 from genlab.errors import DataError
 from genlab.metrics.audio import accuracy, classifier_outputs, inception_score
-from genlab.metrics.feature_nets import get_feature_net
 from genlab.metrics.fid import fid
 from genlab.modalities.base import Modality
-from genlab.modalities.waveform import WaveformModality, sample_rate_of
+from genlab.modalities.waveform import WaveformModality
 from genlab.registry import register_modality
 from genlab.spec import DataSpec
 
@@ -67,26 +66,19 @@ class SpectrogramModality(WaveformModality):
             return Modality.write(self, x, labels, path, spec)  # preview / arrays convert the images themselves
         return super().write(self.clips_of(x, spec), labels, path, spec)
 
-    def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
-        """The waveform metrics of the inverted samples against the real clips, and under `reference_inverted` those of
-        the real test images inverted the same way (what a perfect model of the images would score)."""
-        out, conv = super().sample_metrics(model, cfg, test, sample_kwargs)
-        name = cfg.eval.features or registry.features_for_dataset(cfg.data.name)
-        if name is None:
-            return out, conv
-        net = get_feature_net(name)
-        rate = sample_rate_of(model.spec, test)
+    def extra_references(
+        self, net: Any, f_test: np.ndarray, rate: int, spec: DataSpec, cfg: RunConfig, test: Any, conv: dict
+    ) -> dict[str, Any]:
+        """`reference_inverted`: the waveform metrics of the real test images inverted the same way as samples (what a
+        perfect model of the images would score), against the real clips' features."""
         n = min(len(test), cfg.eval.n_samples)
         pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.eval.seed))[:n]
-        inverted = self.clips_of(test.x[pick], model.spec)
-        f_inv, l_inv = classifier_outputs(net, inverted, rate)
-        f_real, _ = classifier_outputs(net, self.real_clips(test, cfg, "test"), rate)
-        inv: dict[str, Any] = {"inception_score": inception_score(l_inv), "fid": fid(f_real, f_inv)}
+        f_inv, l_inv = classifier_outputs(net, self.clips_of(test.x[pick], spec), rate)
+        inv: dict[str, Any] = {"inception_score": inception_score(l_inv), "fid": fid(f_test, f_inv)}
         if test.y is not None:
             inv["accuracy"] = accuracy(l_inv, test.y[pick])
-        out["reference_inverted"] = inv
         conv["reference_inverted"] = (
-            f"{n} real test spectrograms inverted by Griffin-Lim ({MelParams.from_spec(model.spec).griffin_lim_iters} iterations)"
+            f"{n} real test spectrograms inverted by Griffin-Lim ({MelParams.from_spec(spec).griffin_lim_iters} iterations)"
         )
         conv["inversion"] = "pseudo-inverse mel filters, fast Griffin-Lim (momentum 0.99, seeded phases), peak-normalised"
-        return out, conv
+        return {"reference_inverted": inv}

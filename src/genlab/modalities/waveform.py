@@ -159,6 +159,12 @@ class WaveformModality(Modality):
         """The real clips of a data set (split `split` of cfg.data) that generated clips are scored against."""
         return data.x
 
+    def extra_references(
+        self, net: Any, f_test: np.ndarray, rate: int, spec: DataSpec, cfg: RunConfig, test: Any, conv: dict
+    ) -> dict[str, Any]:
+        """More reference numbers for eval.json, given the classifier and the real test clips' features: none here."""
+        return {}
+
     def sample_metrics(self, model: Any, cfg: RunConfig, test: Any, sample_kwargs: dict | None = None) -> tuple[dict, dict]:
         """eval.n_samples clips scored by the data set's audio classifier (eval.features overrides it): inception_score,
         fid and kid against the test split's features, accuracy of conditional samples; pitch_accuracy by YIN when the
@@ -205,6 +211,7 @@ class WaveformModality(Modality):
         ref["fid"] = fid(f_test, f_train)
         ref["kid"] = kid(f_test, f_train, subset_size=min(1000, len(f_train), len(f_test)), seed=ec.seed)[0]
         out["reference"] = ref
+        out.update(self.extra_references(net, f_test, rate, model.spec, cfg, test, conv))
         conv.update(
             {
                 "features": name,
