@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from genlab.metrics.moses_published import PUBLISHED_ROWS
+
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "charrnn": ("CharRNN (LSTM, SMILES tokens)", "configs/molecules/charrnn_moses.toml"),
@@ -40,22 +42,7 @@ COLUMNS = (
     "Scaf/Test", "Scaf/TestSF", "IntDiv", "IntDiv2", "Filters", "Novelty", "logP", "SA", "QED", "weight",
 )  # fmt: skip
 # MOSES's published means (molecularsets/moses README, Table 2 of the paper): 30,000 samples, 3 runs.
-PUBLISHED = {
-    "MOSES train (published)": {
-        "valid": 1.0, "unique@1000": 1.0, "unique@10000": 1.0, "FCD/Test": 0.008, "FCD/TestSF": 0.4755, "SNN/Test": 0.6419,
-        "SNN/TestSF": 0.5859, "Frag/Test": 1.0, "Frag/TestSF": 0.9986, "Scaf/Test": 0.9907, "Scaf/TestSF": 0.0,
-        "IntDiv": 0.8567, "IntDiv2": 0.8508, "Filters": 1.0, "Novelty": 0.0,
-    },
-    "MOSES CharRNN (published)": {
-        "valid": 0.9748, "unique@1000": 1.0, "unique@10000": 0.9994, "FCD/Test": 0.0732, "FCD/TestSF": 0.5204, "SNN/Test": 0.6015,
-        "SNN/TestSF": 0.5649, "Frag/Test": 0.9998, "Frag/TestSF": 0.9983, "Scaf/Test": 0.9242, "Scaf/TestSF": 0.1101,
-        "IntDiv": 0.8562, "IntDiv2": 0.8503, "Filters": 0.9943, "Novelty": 0.8419,
-    },
-    "MOSES VAE (published)": {
-        "valid": 0.9767, "unique@10000": 0.9984, "FCD/Test": 0.099, "SNN/Test": 0.6257, "Frag/Test": 0.9994, "Scaf/Test": 0.9386,
-        "IntDiv": 0.8558, "Novelty": 0.6949,
-    },
-}  # fmt: skip
+PUBLISHED = {f"MOSES {m} (published)": PUBLISHED_ROWS[m] for m in ("Train", "CharRNN", "VAE", "AAE", "JTN-VAE", "LatentGAN")}
 
 
 def fmt(v: float | None) -> str:

@@ -4,6 +4,7 @@ writer and the preview picture. A DataSpec names its modality; the harness, the 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,6 +18,16 @@ from genlab.errors import ConfigError
 from genlab.spec import DataSpec
 
 
+@dataclass(frozen=True)
+class ReportTable:
+    """A table a modality adds to `genlab report`: its runs side by side with the field's published numbers."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]  # cells as text; the first column names the row
+    note: str = ""
+
+
 class Modality:
     """Base class of a registered modality (`@register_modality("image")`).
 
@@ -26,7 +37,9 @@ class Modality:
       - `write(x, labels, path, spec) -> Path`: a sample file in one of `suffixes`;
       - `preview(x, path, spec=..., labels=..., reference=...) -> Path`: the picture (or listing) shown during
         training, in reports and in the studio; `preview_count(n)` says how many samples it wants;
-      - `headline`: the eval.json keys a report shows for this kind of data beside the shared columns.
+      - `headline`: the eval.json keys a report shows for this kind of data beside the shared columns;
+      - `report_tables(runs, fmt) -> [ReportTable]`: the domain's own comparison tables for a report of its runs
+        (the MOSES table beside the published baselines for molecules); none by default.
     """
 
     name: ClassVar[str] = ""
@@ -36,6 +49,10 @@ class Modality:
     def summary(self, result: dict[str, Any], fmt: Any = lambda key, v: f"{v:.4g}") -> list[str]:
         """ "label value" for each `headline` number present in an eval.json `result` (formatted by `fmt(key, value)`)."""
         return [f"{label} {fmt(key, result[key])}" for key, label in self.headline if isinstance(result.get(key), (int, float))]
+
+    def report_tables(self, runs: list[tuple[str, dict[str, Any]]], fmt: Any = lambda key, v: f"{v:.4g}") -> list[ReportTable]:
+        """Tables comparing `runs` ((name, eval.json) of this modality's runs, in report order); none by default."""
+        return []
 
     def preview_samples(
         self, model: Any, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, reference: Any = None

@@ -17,7 +17,8 @@ from genlab.data.molecules import MoleculeTokenizer, molecule_source
 from genlab.errors import ConfigError
 from genlab.metrics import moses
 from genlab.metrics.molecule_conditions import smiles_condition_metrics
-from genlab.modalities.base import Modality
+from genlab.metrics.moses_published import HIGHER_IS_BETTER, MOSES_COLUMNS, PUBLISHED_ROWS
+from genlab.modalities.base import Modality, ReportTable
 from genlab.models.sampling import timed_samples
 from genlab.registry import register_modality
 from genlab.spec import DataSpec
@@ -113,6 +114,26 @@ class Molecules(Modality):
                 + ") over valid samples; cond_mae_*_shuffled: the MAE against randomly re-paired targets (no conditioning)"
             )
         return numbers, conventions
+
+    def report_tables(self, runs: list[tuple[str, dict[str, Any]]], fmt: Any = lambda key, v: f"{v:.4g}") -> list[ReportTable]:
+        """The MOSES table: every evaluated run (its N from eval.json) above MOSES's published rows (3 runs of 30,000
+        samples each). Runs never evaluated on the MOSES metrics are left out; no table when none is."""
+        scored = [(name, result) for name, result in runs if isinstance(result.get("valid"), (int, float))]
+        if not scored:
+            return []
+        cell = lambda row, c: fmt(c, row[c]) if isinstance(row.get(c), (int, float)) else "—"
+        rows = []
+        for name, result in scored:
+            n = (result.get("conventions") or {}).get("n_samples")
+            rows.append([f"{name}" + (f" (N = {n:,})" if isinstance(n, int) else ""), *(cell(result, c) for c in MOSES_COLUMNS)])
+        rows += [[f"MOSES {model} (published)", *(cell(row, c) for c in MOSES_COLUMNS)] for model, row in PUBLISHED_ROWS.items()]
+        arrows = {True: " ↑", False: " ↓"}
+        note = (
+            "genlab rows: each run's eval.json (`genlab eval RUN`: the whole Test and TestSF splits; compare rows of the "
+            "same N, FCD falls as N grows). Published: Polykovskiy et al. 2020 (molecularsets/moses README), the mean "
+            "of 3 runs of 30,000 samples after full training. — not measured."
+        )
+        return [ReportTable("MOSES benchmark", ["row", *(c + arrows[HIGHER_IS_BETTER[c]] for c in MOSES_COLUMNS)], rows, note)]
 
     def arrays(self, x: torch.Tensor, spec: DataSpec) -> dict[str, np.ndarray]:
         return {"tokens": x.numpy().astype(np.int64), "smiles": np.array(decode_smiles(x, spec), dtype=str), "vocab": np.array(spec.vocab)}

@@ -20,6 +20,7 @@ from typing import Any
 from genlab import checkpoint as ckpt
 from genlab import registry
 from genlab.errors import CheckpointError
+from genlab.modalities.base import ReportTable
 from genlab.train import rundir
 from genlab.train.curves import plot_curves
 from genlab.train.runs import run_info
@@ -159,6 +160,16 @@ LEGEND = (
 )
 
 
+def modality_tables(entries: list[RunEntry]) -> list[ReportTable]:
+    """The tables each modality adds for its runs (`Modality.report_tables`), modalities in order of first appearance."""
+    groups: dict[str, list[RunEntry]] = {}
+    for r in entries:
+        name = r.info.get("modality")
+        if name in registry.list_modalities():
+            groups.setdefault(name, []).append(r)
+    return [t for name, rs in groups.items() for t in registry.modality(name).report_tables([(r.name, r.eval) for r in rs], format_value)]
+
+
 def leaderboard_order(entries: list[RunEntry]) -> list[RunEntry]:
     """Runs with an FID first (lowest first), then runs with bits/dim (lowest first), then the rest by name."""
 
@@ -288,8 +299,14 @@ def render_html(title: str, entries: list[RunEntry], out_dir: Path) -> str:
         f'<h1>{_e(title)}</h1>\n<p class="note">{len(entries)} run(s); generated {datetime.now():%Y-%m-%d %H:%M} by genlab.</p>\n',
         "<h2>Leaderboard</h2>\n",
         f'<div class="scroll">\n{_html_table(header, rows, text_cols)}</div>\n',
-        f'<p class="note">{_e(LEGEND)}</p>\n<h2>Runs</h2>\n',
+        f'<p class="note">{_e(LEGEND)}</p>\n',
     ]
+    for t in modality_tables(entries):
+        parts.append(f"<h2>{_e(t.title)}</h2>\n")
+        parts.append(f'<div class="scroll">\n{_html_table(t.header, [[_e(c) for c in row] for row in t.rows], {0})}</div>\n')
+        if t.note:
+            parts.append(f'<p class="note">{_e(t.note)}</p>\n')
+    parts.append("<h2>Runs</h2>\n")
     for r in entries:
         parts.append(f'<h3 id="run-{_e(r.name)}">{_e(_run_name(r))}</h3>\n<p class="note">{_e(r.path)}</p>\n')
         for caption, rel in r.images:
@@ -329,6 +346,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def render_markdown(title: str, entries: list[RunEntry]) -> str:
     """The same leaderboard as Markdown, each run's pictures referenced from report_files/."""
     parts = [f"# {title}\n\n", _md_table([h for h, _, _ in COLUMNS], [[fn(r) for _, fn, _ in COLUMNS] for r in entries]), f"\n{LEGEND}\n"]
+    for t in modality_tables(entries):
+        parts.append(f"\n## {t.title}\n\n" + _md_table(t.header, t.rows) + (f"\n{t.note}\n" if t.note else ""))
     for r in entries:
         parts.append(f"\n## {_run_name(r)}\n\n`{r.path}`\n\n")
         parts.extend(f"![{r.name} {caption}]({rel.as_posix()})\n" for caption, rel in r.images)
