@@ -40,14 +40,15 @@ def test_the_moses_table_sits_beside_the_published_rows(molecule_run, tmp_path):
     numbers = {c: 0.5 + i / 100 for i, c in enumerate(MOSES_COLUMNS)}
     numbers["FCD/Test"] = 1.2345
     del numbers["Scaf/TestSF"]  # not measured: shown as a dash
-    (molecule_run / "eval.json").write_text(json.dumps({**numbers, "conventions": {"n_samples": 30000}}))
+    conventions = {"split": "test", "samples": {"n_samples": 30000, "sampler": {"temperature": 0.9}}}  # as genlab eval writes
+    (molecule_run / "eval.json").write_text(json.dumps({**numbers, "conventions": conventions}))
     out = write_report([molecule_run], tmp_path / "report")
     page = out["html"].read_text(encoding="utf-8")
     assert "<h2>MOSES benchmark</h2>" in page
     section = page.split("<h2>MOSES benchmark</h2>")[1].split("<h2>Runs</h2>")[0]
     rows = re.findall(r"<tr>.*?</tr>", section)
     ours = cells(rows[1])
-    assert ours[0] == "run (N = 30,000)"
+    assert ours[0] == "run (N = 30,000, temperature 0.9)"
     assert ours[1 + MOSES_COLUMNS.index("FCD/Test")] == "1.234"  # 4 significant digits
     assert ours[1 + MOSES_COLUMNS.index("valid")] == "0.5"
     assert ours[1 + MOSES_COLUMNS.index("Scaf/TestSF")] == "—"
@@ -61,7 +62,7 @@ def test_the_moses_table_sits_beside_the_published_rows(molecule_run, tmp_path):
     # the run's picture is the RDKit grid the trainer drew from its final samples
     assert "samples (samples/final.png)" in page
     md = out["markdown"].read_text(encoding="utf-8")
-    assert "## MOSES benchmark" in md and "| run (N = 30,000) | 0.5 |" in md and "| MOSES AAE (published) | 0.9368 |" in md
+    assert "## MOSES benchmark" in md and "| run (N = 30,000, temperature 0.9) | 0.5 |" in md and "| MOSES AAE (published) | 0.9368 |" in md
 
 
 def test_no_table_without_moses_numbers_or_for_other_modalities(molecule_run, tmp_path):

@@ -124,8 +124,11 @@ class Molecules(Modality):
         cell = lambda row, c: fmt(c, row[c]) if isinstance(row.get(c), (int, float)) else "—"
         rows = []
         for name, result in scored:
-            n = (result.get("conventions") or {}).get("n_samples")
-            rows.append([f"{name}" + (f" (N = {n:,})" if isinstance(n, int) else ""), *(cell(result, c) for c in MOSES_COLUMNS)])
+            samples = (result.get("conventions") or {}).get("samples") or {}  # as `genlab eval` writes eval.json
+            n = samples.get("n_samples")
+            options = ", ".join(f"{k} {v}" for k, v in (samples.get("sampler") or {}).items())
+            label = ", ".join(filter(None, [f"N = {n:,}" if isinstance(n, int) else "", options]))
+            rows.append([name + (f" ({label})" if label else ""), *(cell(result, c) for c in MOSES_COLUMNS)])
         rows += [[f"MOSES {model} (published)", *(cell(row, c) for c in MOSES_COLUMNS)] for model, row in PUBLISHED_ROWS.items()]
         arrows = {True: " ↑", False: " ↓"}
         note = (
