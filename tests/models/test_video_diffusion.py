@@ -65,12 +65,40 @@ def test_given_frames_are_kept_and_reach_the_network():
 
 def test_training_condition():
     x = _clips(4)
-    model = _model(p_context=1.0).train()
+    model = _model(p_context=1.0, context_stack=False).train()
     cond = model.training_condition(x)
+    assert cond.shape == (4, 4, 2, 8, 8)
     torch.testing.assert_close(cond[:, :2, :1], x[:, :2])
     assert torch.all(cond[:, 2:] == 0) and torch.all(cond[:, :2, 1] == 1)
     assert torch.all(_model(p_context=0.0).train().training_condition(x) == 0)
     assert _model(context_frames=0).training_condition(x) is None
+
+
+def test_stacked_context_gives_every_frame_all_given_frames():
+    x = _clips(4)
+    cond = _model(p_context=1.0).train().training_condition(x)  # context_stack is the default
+    assert cond.shape == (4, 4, 2 + 2, 8, 8)  # own frame, mask, the 2 given frames
+    torch.testing.assert_close(cond[:, :2, :1], x[:, :2])
+    assert torch.all(cond[:, 2:, :2] == 0) and torch.all(cond[:, :2, 1] == 1)
+    for t in range(4):  # the future frames too read both given frames, in order
+        torch.testing.assert_close(cond[:, t, 2:], x[:, :2, 0])
+    assert torch.all(_model(p_context=0.0).train().training_condition(x) == 0)
+
+
+def test_patched_unet_sees_every_pixel_and_keeps_the_layout():
+    torch.manual_seed(0)
+    net = SpaceTimeUNet(1, frames=4, channels=(8, 8), heads=2, size=8, patch=2).eval()
+    x, c = torch.randn(2, 4, 1, 8, 8), torch.zeros(2)
+    out = net(x, c)
+    assert out.shape == x.shape
+    for i, j in [(0, 0), (0, 1), (1, 0), (1, 1)]:  # each of a patch's four pixels reaches the output
+        bumped = x.clone()
+        bumped[:, 1, 0, 4 + i, 4 + j] += 1.0
+        assert (net(bumped, c) - out).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="patch=3"):
+        SpaceTimeUNet(1, frames=4, channels=(8,), size=8, patch=3)
+    with pytest.raises(ConfigError, match="model.patch=3"):
+        _model(patch=3)
 
 
 def test_errors_and_the_modality_view():

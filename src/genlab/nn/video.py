@@ -166,7 +166,8 @@ class SpaceTimeUNet(nn.Module):
     the noise level and the class, genlab.nn.unet's ResBlock), per-frame self-attention at the frame sizes (smaller side,
     `size` at the top) listed in `attn_resolutions`, and a `TemporalMix` block; the resolution halves per level in space
     only (the frames are kept). `cond_channels` extra channels per frame (e.g. the given frames and their mask)
-    are concatenated to x's channels.
+    are concatenated to x's channels. `patch` > 1 folds each frame into patch x patch pixel blocks first (space-to-depth,
+    C x H x W -> C p^2 x H/p x W/p, the UNet's top level at H/p) and unfolds the output the same way.
 
     Example:
         >>> net = SpaceTimeUNet(1, frames=4, channels=(8, 16))
@@ -188,15 +189,19 @@ class SpaceTimeUNet(nn.Module):
         num_classes: int = 0,
         cond_channels: int = 0,
         dropout: float = 0.0,
+        patch: int = 1,
     ):
         super().__init__()
         if not channels or blocks < 1:
             raise ValueError("SpaceTimeUNet needs at least one level and one block per level")
+        if patch < 1 or size % patch:
+            raise ValueError(f"SpaceTimeUNet: patch={patch} must be >= 1 and divide the frame size {size}")
         emb_dim = 4 * channels[0]
-        self.frames, self.blocks, self.levels, self.cond_channels = frames, blocks, len(channels), cond_channels
+        self.frames, self.blocks, self.levels, self.cond_channels, self.patch = frames, blocks, len(channels), cond_channels, patch
         self.noise_emb = NoiseEmbedding(channels[0], emb_dim)
         self.class_emb = ClassEmbedding(num_classes, emb_dim) if num_classes else None
-        self.conv_in = nn.Conv2d(in_channels + cond_channels, channels[0], 3, padding=1)
+        self.conv_in = nn.Conv2d((in_channels + cond_channels) * patch**2, channels[0], 3, padding=1)
+        size //= patch
 
         def block(c_in: int, c_out: int, res: int) -> nn.ModuleList:
             space = Attention(c_out, heads) if res in attn_resolutions else nn.Identity()
@@ -221,7 +226,7 @@ class SpaceTimeUNet(nn.Module):
             self.upsample.append(nn.Conv2d(c, channels[i - 1], 3, padding=1) if i > 0 else nn.Identity())
             c = channels[i - 1] if i > 0 else c
         self.norm_out = nn.GroupNorm(_groups(c), c)
-        self.conv_out = nn.Conv2d(c, in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(c, in_channels * patch**2, 3, padding=1)
 
     def forward(
         self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor | None = None, cond: torch.Tensor | None = None
@@ -233,7 +238,9 @@ class SpaceTimeUNet(nn.Module):
         emb = emb.repeat_interleave(T, 0)  # (B T, E): every frame of a clip shares the clip's conditioning
         if self.cond_channels:
             x = torch.cat([x, cond], dim=2)
-        h = self.conv_in(x.flatten(0, 1))
+        if (H % self.patch) or (W % self.patch):
+            raise ValueError(f"SpaceTimeUNet: frames of {H} x {W} do not split into {self.patch} x {self.patch} patches")
+        h = self.conv_in(nn.functional.pixel_unshuffle(x.flatten(0, 1), self.patch))
         skips, k = [], 0
         for level in range(self.levels):
             for _ in range(self.blocks):
@@ -252,4 +259,5 @@ class SpaceTimeUNet(nn.Module):
                 k += 1
             if level < self.levels - 1:
                 h = nn.functional.interpolate(self.upsample[level](h), size=skips[-1].shape[-2:], mode="nearest")
-        return self.conv_out(nn.functional.silu(self.norm_out(h))).view(B, T, C, H, W)
+        out = self.conv_out(nn.functional.silu(self.norm_out(h)))
+        return nn.functional.pixel_shuffle(out, self.patch).view(B, T, C, H, W)

@@ -30,8 +30,10 @@ class VideoDiffusionConfig(DiffusionConfig):
     channels: tuple[int, ...] = param((32, 64), ge=1, help="space-time unet: widths per level; each level halves the frame size")
     attn_resolutions: tuple[int, ...] = param((), ge=1, help="space-time unet: frame sizes (smaller side) with per-frame self-attention")
     temporal: Literal["attention", "conv"] = param("attention", help="mixing along time in every block: self-attention or a 1-D conv")
+    patch: int = param(1, ge=1, help="space-time unet: frames cut into patch x patch pixel blocks (space-to-depth) first")
     context_frames: int = param(0, ge=0, help="C, the given frames it can be conditioned on (prediction); 0 = generation only")
     p_context: float = param(0.5, ge=0, le=1, help="probability that a training clip's first C frames are given (else none are)")
+    context_stack: bool = param(True, help="every frame also reads all C given frames as channels (MCVD's concatenation), not only its own")
 
     def validate(self) -> None:
         super().validate()
@@ -39,6 +41,8 @@ class VideoDiffusionConfig(DiffusionConfig):
             raise ConfigError("model.lowres (super-resolution) is for images; set model.lowres=0 for video_diffusion")
         if self.network not in ("auto", "unet"):
             raise ConfigError(f"model.network={self.network!r}: video_diffusion always uses its space-time unet; drop the key")
+        if self.context_stack and not self.context_frames:
+            self.context_stack = False  # nothing to stack
 
 
 @register_model("video_diffusion", VideoDiffusionConfig)
@@ -66,12 +70,14 @@ class VideoDiffusion(DiffusionModel):
             raise ConfigError(
                 f"model.context_frames={config.context_frames}: expected 0..{spec.shape[0] - 1} for clips of {spec.shape[0]} frames"
             )
+        if min(spec.shape[2:]) % config.patch or max(spec.shape[2:]) % config.patch:
+            raise ConfigError(f"model.patch={config.patch}: the frames ({spec.shape[2]} x {spec.shape[3]}) must split into such patches")
         self.context_frames = config.context_frames
         super().__init__(config, spec)
 
     def build_net(self, cfg: VideoDiffusionConfig, spec: DataSpec) -> nn.Module:
-        """The space-time UNet; with given frames, C + 1 extra channels per frame: the frames (zero where not given) and
-        the mask (1 on given frames)."""
+        """The space-time UNet; with given frames, C + 1 extra channels per frame: the frame itself where it is given
+        (else zeros) and the mask (1 on given frames); with `context_stack`, C x context_frames more: all given frames."""
         T, C, H, W = spec.shape
         if cfg.conditional and spec.num_classes == 0:
             raise ConfigError("model.conditional=true needs class labels, but this dataset has none; set model.conditional=false")
@@ -85,8 +91,9 @@ class VideoDiffusion(DiffusionModel):
             attn_resolutions=tuple(cfg.attn_resolutions),
             size=min(H, W),
             num_classes=spec.num_classes if cfg.conditional else 0,
-            cond_channels=C + 1 if self.context_frames else 0,
+            cond_channels=(C + 1 + (C * self.context_frames if cfg.context_stack else 0)) if self.context_frames else 0,
             dropout=cfg.dropout,
+            patch=cfg.patch,
         )
 
     @property
@@ -94,14 +101,19 @@ class VideoDiffusion(DiffusionModel):
         return True  # frames are images in [-1, 1]
 
     def given_frames(self, clips: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
-        """The condition (B, T, C + 1, H, W) of clips whose first C frames are given: those frames and a mask channel,
-        zeros elsewhere; clips with keep = False get no frames (all zeros, the unconditional input)."""
+        """The condition (B, T, C + 1 [+ C x context_frames], H, W) of clips whose first context_frames frames are given:
+        those frames and a mask channel, zeros elsewhere, and with `context_stack` all given frames again on every frame;
+        clips with keep = False get no frames (all zeros, the unconditional input)."""
         B, T, C, H, W = clips.shape
         mask = torch.zeros(B, T, 1, H, W, dtype=clips.dtype, device=clips.device)
         mask[:, : self.context_frames] = 1
         if keep is not None:
             mask = mask * keep.to(clips.dtype).view(B, 1, 1, 1, 1)
-        return torch.cat([clips * mask, mask], dim=2)
+        parts = [clips * mask, mask]
+        if self.config.context_stack:
+            given = clips[:, : self.context_frames] * mask[:, :1]  # (B, Cf, C, H, W), zeros for clips without frames
+            parts.append(given.reshape(B, 1, -1, H, W).expand(B, T, -1, H, W))
+        return torch.cat(parts, dim=2)
 
     def training_condition(self, x0: torch.Tensor) -> torch.Tensor | None:
         if not self.context_frames:
@@ -112,7 +124,7 @@ class VideoDiffusion(DiffusionModel):
     def _net(self, x: torch.Tensor, c_noise: torch.Tensor, y: torch.Tensor | None, cond: torch.Tensor | None) -> torch.Tensor:
         if self.context_frames and cond is None:
             B, T, C, H, W = x.shape
-            cond = x.new_zeros(B, T, C + 1, H, W)  # no frames given
+            cond = x.new_zeros(B, T, self.net.cond_channels, H, W)  # no frames given
         dtype = next(self.net.parameters()).dtype
         return self.net(x.to(dtype), c_noise.to(dtype), y, None if cond is None else cond.to(dtype)).to(x.dtype)
 
@@ -150,9 +162,11 @@ class VideoDiffusion(DiffusionModel):
                     "conditional": True,
                     "guidance": 2.0,
                     "context_frames": 1,
+                    "context_stack": False,
                     "formulation": "edm",
                     "sampler": "heun",
                 },
                 DataSpec((4, 1, 8, 8), num_classes=3, modality="video"),
             ),
+            ({**tiny, "patch": 2, "context_frames": 2}, DataSpec((4, 1, 8, 8), modality="video")),
         ]
