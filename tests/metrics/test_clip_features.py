@@ -14,7 +14,15 @@ from genlab import registry
 from genlab.config import DataConfig
 from genlab.data import load_dataset
 from genlab.errors import CheckpointError
-from genlab.metrics.clip_features import ClipNet, clip_features, direction_labels, load_clip_net
+from genlab.metrics.clip_features import (
+    ClipNet,
+    all_directions,
+    clip_features,
+    direction_labels,
+    load_clip_net,
+    multi_hot,
+    set_accuracy,
+)
 from genlab.metrics.feature_nets import WEIGHTS_DIR, file_sha256
 from genlab.metrics.fid import fid
 
@@ -23,6 +31,19 @@ def test_direction_labels_by_hand():
     v = torch.tensor([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0], [-1.0, 0.9]])  # (row, column)
     velocities = v[:, None, None, :].expand(6, 3, 1, 2)
     assert direction_labels(velocities).tolist() == [0, 1, 2, 4, 6, 7]  # right, down-right, down, left, up, up-right
+
+
+def test_targets_for_clips_of_several_objects_by_hand():
+    labels = torch.tensor([[3, 7], [5, 5]])  # two objects; the second clip's are both 5s
+    assert multi_hot(labels, 10).tolist() == [[0, 0, 0, 1, 0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]]
+    v = torch.zeros(2, 3, 2, 2)
+    v[:, 0, 0] = torch.tensor([0.0, 1.0])  # right
+    v[:, 0, 1] = torch.tensor([-1.0, 0.0])  # up
+    assert all_directions(v).tolist() == [[0, 6], [0, 6]]
+    assert torch.equal(all_directions(v)[:, 0], direction_labels(v))  # the first object's, as for one object
+    logits = torch.tensor([[0.0, 2.0, 1.0, -1.0], [3.0, 0.0, 2.0, 0.0], [0.0, 0.0, 5.0, 0.0]])
+    target = torch.tensor([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    assert set_accuracy(logits, target) == pytest.approx(2 / 3)  # the second row's top two are {0, 2}, not {0, 1}
 
 
 def test_hash_check(tmp_path):

@@ -72,6 +72,30 @@ def direction_labels(velocities: torch.Tensor) -> torch.Tensor:
     return torch.round(angle / (2 * torch.pi / DIRECTIONS)).long() % DIRECTIONS
 
 
+def multi_hot(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(N, K) class indices -> (N, num_classes) float multi-hot: 1 for every class present in the row (a class held by
+    two objects counts once). The targets of a clip network for clips of K > 1 objects, where "the first object" is
+    not something the clip shows."""
+    out = torch.zeros(len(classes), num_classes)
+    return out.scatter_(1, classes.long(), 1.0)
+
+
+def all_directions(velocities: torch.Tensor) -> torch.Tensor:
+    """The direction sector (as `direction_labels`) of every object at frame 0: (N, T, K, 2) -> (N, K)."""
+    v = velocities[:, 0]
+    angle = torch.atan2(v[..., 0], v[..., 1])
+    return torch.round(angle / (2 * torch.pi / DIRECTIONS)).long() % DIRECTIONS
+
+
+def set_accuracy(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Share of rows whose top-m logits (m = the row's number of 1s in the multi-hot `target`) are exactly its set."""
+    hits = 0
+    for row, t in zip(logits, target):
+        m = int(t.sum())
+        hits += int(set(row.topk(m).indices.tolist()) == set(t.nonzero().flatten().tolist()))
+    return hits / max(1, len(logits))
+
+
 def load_clip_net(dataset: str, weights_dir: str | Path | None = None) -> ClipNet:
     """The shipped clip network of `dataset` (`clip_<dataset>.safetensors`), hash-checked against its sidecar."""
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
