@@ -65,7 +65,7 @@ def test_given_frames_are_kept_and_reach_the_network():
 
 def test_training_condition():
     x = _clips(4)
-    model = _model(p_context=1.0, context_stack=False).train()
+    model = _model(p_context=1.0).train()  # context_stack is off by default (checkpoints from before it load unchanged)
     cond = model.training_condition(x)
     assert cond.shape == (4, 4, 2, 8, 8)
     torch.testing.assert_close(cond[:, :2, :1], x[:, :2])
@@ -76,13 +76,13 @@ def test_training_condition():
 
 def test_stacked_context_gives_every_frame_all_given_frames():
     x = _clips(4)
-    cond = _model(p_context=1.0).train().training_condition(x)  # context_stack is the default
+    cond = _model(p_context=1.0, context_stack=True).train().training_condition(x)
     assert cond.shape == (4, 4, 2 + 2, 8, 8)  # own frame, mask, the 2 given frames
     torch.testing.assert_close(cond[:, :2, :1], x[:, :2])
     assert torch.all(cond[:, 2:, :2] == 0) and torch.all(cond[:, :2, 1] == 1)
     for t in range(4):  # the future frames too read both given frames, in order
         torch.testing.assert_close(cond[:, t, 2:], x[:, :2, 0])
-    assert torch.all(_model(p_context=0.0).train().training_condition(x) == 0)
+    assert torch.all(_model(p_context=0.0, context_stack=True).train().training_condition(x) == 0)
 
 
 def test_patched_unet_sees_every_pixel_and_keeps_the_layout():

@@ -33,7 +33,7 @@ class VideoDiffusionConfig(DiffusionConfig):
     patch: int = param(1, ge=1, help="space-time unet: frames cut into patch x patch pixel blocks (space-to-depth) first")
     context_frames: int = param(0, ge=0, help="C, the given frames it can be conditioned on (prediction); 0 = generation only")
     p_context: float = param(0.5, ge=0, le=1, help="probability that a training clip's first C frames are given (else none are)")
-    context_stack: bool = param(True, help="every frame also reads all C given frames as channels (MCVD's concatenation), not only its own")
+    context_stack: bool = param(False, help="every frame also reads all C given frames as channels (MCVD's concatenation) besides its own")
 
     def validate(self) -> None:
         super().validate()
@@ -162,11 +162,10 @@ class VideoDiffusion(DiffusionModel):
                     "conditional": True,
                     "guidance": 2.0,
                     "context_frames": 1,
-                    "context_stack": False,
                     "formulation": "edm",
                     "sampler": "heun",
                 },
                 DataSpec((4, 1, 8, 8), num_classes=3, modality="video"),
             ),
-            ({**tiny, "patch": 2, "context_frames": 2}, DataSpec((4, 1, 8, 8), modality="video")),
+            ({**tiny, "patch": 2, "context_frames": 2, "context_stack": True}, DataSpec((4, 1, 8, 8), modality="video")),
         ]
