@@ -251,7 +251,7 @@ def main() -> None:
         save()
 
     for name in a.datasets:
-        protocol, last = DATASETS[name], None
+        protocol, model = DATASETS[name], None
         for who in a.models:
             if protocol not in PRESETS[who]:
                 print(f"{name:<19}{who:<24} (no {protocol}-protocol preset: skipped)", flush=True)
@@ -272,9 +272,7 @@ def main() -> None:
                 from genlab.modalities.video import VideoModality
 
                 VideoModality().preview(made, Path(a.strips) / f"{name}_{who}_generation.png", spec=model.spec)
-            last = (model, cfg, test)
-        if last is not None and not any(r["dataset"] == name and r["model"] == "copy_last_frame" for r in results):
-            model, cfg, _ = last
+        if model is not None and not any(r["dataset"] == name and r["model"] == "copy_last_frame" for r in results):
             cfg = preset(BASELINE, protocol, name, a.n_test)
             test, _ = load_dataset(cfg.data, "test")
             record(
@@ -282,7 +280,7 @@ def main() -> None:
                     "dataset": name,
                     "model": "copy_last_frame",
                     "n_test": a.n_test,
-                    **evaluate(CopyLast(model.spec, model.context_frames or cfg.model.context_frames), cfg, test),
+                    **evaluate(CopyLast(model.spec, model.context_frames), cfg, test),
                 }
             )
         for label, (mse, ssim) in OPENSTL.get(name, {}).items():

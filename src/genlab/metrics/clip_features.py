@@ -67,9 +67,7 @@ class ClipNet(nn.Module):
 def direction_labels(velocities: torch.Tensor) -> torch.Tensor:
     """The direction class of each clip's first object at frame 0: its velocity (row, column) as an angle, in 8
     sectors of 45 degrees centred on right (0), down-right (1), down (2), ... (velocities (N, T, K, 2))."""
-    v = velocities[:, 0, 0]
-    angle = torch.atan2(v[:, 0], v[:, 1])  # rows grow downwards
-    return torch.round(angle / (2 * torch.pi / DIRECTIONS)).long() % DIRECTIONS
+    return all_directions(velocities)[:, 0]
 
 
 def multi_hot(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -81,9 +79,9 @@ def multi_hot(classes: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 
 def all_directions(velocities: torch.Tensor) -> torch.Tensor:
-    """The direction sector (as `direction_labels`) of every object at frame 0: (N, T, K, 2) -> (N, K)."""
+    """The direction sector of every object at frame 0, as `direction_labels` describes: (N, T, K, 2) -> (N, K)."""
     v = velocities[:, 0]
-    angle = torch.atan2(v[..., 0], v[..., 1])
+    angle = torch.atan2(v[..., 0], v[..., 1])  # rows grow downwards
     return torch.round(angle / (2 * torch.pi / DIRECTIONS)).long() % DIRECTIONS
 
 

@@ -41,8 +41,6 @@ class VideoDiffusionConfig(DiffusionConfig):
             raise ConfigError("model.lowres (super-resolution) is for images; set model.lowres=0 for video_diffusion")
         if self.network not in ("auto", "unet"):
             raise ConfigError(f"model.network={self.network!r}: video_diffusion always uses its space-time unet; drop the key")
-        if self.context_stack and not self.context_frames:
-            self.context_stack = False  # nothing to stack
 
 
 @register_model("video_diffusion", VideoDiffusionConfig)
@@ -70,7 +68,7 @@ class VideoDiffusion(DiffusionModel):
             raise ConfigError(
                 f"model.context_frames={config.context_frames}: expected 0..{spec.shape[0] - 1} for clips of {spec.shape[0]} frames"
             )
-        if min(spec.shape[2:]) % config.patch or max(spec.shape[2:]) % config.patch:
+        if any(side % config.patch for side in spec.shape[2:]):
             raise ConfigError(f"model.patch={config.patch}: the frames ({spec.shape[2]} x {spec.shape[3]}) must split into such patches")
         self.context_frames = config.context_frames
         super().__init__(config, spec)
