@@ -31,14 +31,16 @@ PRESETS = {
     "rf2": "configs/fast/rf2_fmnist.toml",
     "cd": "configs/fast/cd_fmnist.toml",
     "ict": "configs/fast/ict_fmnist.toml",
+    "ect": "configs/fast/ect_fmnist.toml",
 }
-TEACHER = {"rf2": "fm", "cd": "fm"}  # the two-stage rows and the preset their teacher trains with
+TEACHER = {"rf2": "fm", "cd": "fm", "ect": "fm"}  # the two-stage rows and the preset their teacher trains with
 # GFLOP per training image (forward + backward, torch.utils.flop_counter) and per sampled image and NFE: a budget given in
 # optimiser steps of the diffusion preset (--steps) is converted into each row's own steps at equal FLOPs.
-TRAIN_GFLOP = {"diffusion": 0.611, "fm": 0.611, "rf2": 0.611, "cd": 1.22, "ict": 0.814}
+TRAIN_GFLOP = {"diffusion": 0.611, "fm": 0.611, "rf2": 0.611, "cd": 1.22, "ict": 0.814, "ect": 0.814}
+SECOND_STEPS = 1773 / 600  # diffusion-preset steps per second of the idle 2-core machine: ect's curriculum length from seconds
 NFE_GFLOP = 0.204
 BATCH = 64
-SAMPLERS = {"diffusion": ["dpmpp_2m"], "fm": ["ddim", "heun", "dpmpp_2m"], "rf2": ["ddim"], "cd": [None], "ict": [None]}
+SAMPLERS = {"diffusion": ["dpmpp_2m"], "fm": ["ddim", "heun", "dpmpp_2m"], "rf2": ["ddim"], "cd": [None], "ict": [None], "ect": [None]}
 
 
 EXTRA: list[str] = []  # --override: applied to every training run of the benchmark
@@ -107,6 +109,10 @@ def train_row(row: str, a: argparse.Namespace, runs: Path) -> tuple[Path, dict]:
         if row == "rf2":
             arg = budget_overrides(row, student, True) if steps_mode else student
             info["student"] = in_process(_reflow, str(teacher_dir), arg, a.threads, str(run_dir), a.pairs, a.pair_steps)
+        elif row == "ect":  # tuning: the teacher's weights start the student, which then trains alone
+            own = round((student if steps_mode else student * SECOND_STEPS) * TRAIN_GFLOP["diffusion"] / TRAIN_GFLOP[row])
+            over = [*budget_overrides(row, student, steps_mode), f"model.init_from={teacher_dir}", f"model.curriculum_steps={own}"]
+            info["student"] = in_process(_train, PRESETS[row], over, a.threads, str(run_dir), [])
         else:
             info["student"] = in_process(_distill, str(teacher_dir), budget_overrides(row, student, steps_mode), a.threads, str(run_dir))
     info["teacher_budget"], info["student_budget"] = t_budget, student

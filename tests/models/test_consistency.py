@@ -1,6 +1,7 @@
-"""Consistency models: the boundary condition f(x, sigma_min) = x, the iCT schedule pieces against their formulas, the
-distillation target against a hand-computed Heun step, multistep sampling with the exact consistency function of Gaussian
-data, and distillation / consistency training closing the gap to the ODE's solution on a 2-D Gaussian."""
+"""Consistency models: the boundary condition f(x, sigma_min) = x in both parametrisations, the iCT and ECT schedule pieces
+against their formulas, the flow parametrisation starting at a flow-matching run's denoiser, the distillation target against a
+hand-computed Heun step, multistep sampling with the exact consistency function of Gaussian data, and distillation /
+consistency training / consistency tuning closing the gap to the ODE's solution on a 2-D Gaussian."""
 
 import math
 
@@ -10,10 +11,12 @@ import torch
 from _gaussian import GaussianDenoiser
 from _threads import one_thread  # noqa: F401
 from genlab.config import build
+from genlab.errors import ConfigError
 from genlab.models.fast.consistency import (
     ConsistencyConfig,
     ConsistencyModel,
     curriculum,
+    ect_pairs,
     karras_levels,
     lognormal_index_weights,
     ode_step,
@@ -45,6 +48,7 @@ def exact_f(x, sigma, y=None):
     [
         (DataSpec((2,), encoding="continuous"), {}),
         (DataSpec((3, 8, 8), num_classes=3), {"channels": [8, 8], "attn_resolutions": [4], "heads": 2, "conditional": True}),
+        (DataSpec((2,), encoding="continuous"), {"parametrisation": "flow"}),
     ],
 )
 def test_boundary_condition_holds_exactly(spec, kw):
@@ -70,6 +74,51 @@ def test_pseudo_huber_and_curriculum_and_levels():
     w = lognormal_index_weights(sig, -1.1, 2.0)
     normal = torch.distributions.Normal(-1.1, 2.0)
     assert torch.allclose(w / 2, normal.cdf(sig[1:].log()) - normal.cdf(sig[:-1].log()), atol=1e-12)  # erf = 2 Phi - 1
+
+
+def test_ect_pairs_follow_the_mapping_function():
+    """sigma_r = sigma_t (1 - n / q^a), n = 1 + 8 sigmoid(-sigma_t), floored at sigma_min; by hand for q = 2."""
+    s = torch.tensor([0.002, 1.0, 10.0, 80.0], dtype=torch.float64)
+    assert torch.equal(ect_pairs(s, 0, 2.0, 0.002), torch.full((4,), 0.002, dtype=torch.float64))  # stage 0: the data is the target
+    n = 1 + 8 / (1 + math.exp(1.0))  # 3.15 at sigma = 1: 1 - n / 2 < 0 at stage 1, 1 - n / 4 = 0.212 at stage 2
+    assert ect_pairs(s, 1, 2.0, 0.002)[1].item() == 0.002
+    assert ect_pairs(s, 2, 2.0, 0.002)[1].item() == pytest.approx(1 - n / 4)
+    assert ect_pairs(s, 1, 2.0, 0.002)[2].item() == pytest.approx(10 * (1 - (1 + 8 / (1 + math.exp(10.0))) / 2))
+    late = ect_pairs(s, 8, 2.0, 0.002)
+    assert torch.all(late[1:] < s[1:]) and late[3].item() == pytest.approx(80 * (1 - 1 / 256), rel=1e-6)
+    model = make(levels="ect", curriculum_steps=80, ect_stages=8)
+    assert model.stage() == 0
+    model.train_step.fill_(11)
+    assert model.stage() == 2  # ceil(8 * 11 / 80)
+
+
+def test_flow_parametrisation_starts_at_the_flow_matching_denoiser():
+    """init_from a flow-matching model: f(x, sigma) = D_flow(x; sigma) + sigma_min x_t + t_min v (exactly), and the consistency
+    loss at stage 0 is then the flow's own regression towards the data; an edm student refuses a velocity network."""
+    from genlab.models.fast.flow_matching import FlowMatchingConfig, FlowMatchingModel
+
+    torch.manual_seed(0)
+    flow = FlowMatchingModel(build(FlowMatchingConfig, {"width": 32, "depth": 1}, "model"), DataSpec((2,), encoding="continuous"))
+    flow = flow.double()
+    student = make(parametrisation="flow", init_from="a-flow-run", levels="ect")
+    student._source._model = flow
+    student.train()
+    student.loss({"x": torch.randn(8, 2, dtype=torch.float64)})  # the first training step copies the weights
+    assert int(student.initialized) == 1
+    x, sigma = torch.randn(16, 2, dtype=torch.float64), torch.logspace(-2, 1.5, 16, dtype=torch.float64)
+    smin = student.config.sigma_min
+    t, x_t = sigma / (1 + sigma), x / (1 + sigma)[:, None]
+    with torch.no_grad():
+        v = flow.velocity(x_t, t)
+        expected = flow.denoise(x, sigma) + smin * x_t + smin / (1 + smin) * v
+        assert torch.allclose(student.consistency_fn(x, sigma), expected, atol=1e-12)
+    wrong = make(init_from="a-flow-run")  # parametrisation edm
+    wrong._source._model = flow
+    wrong.train()
+    with pytest.raises(ConfigError, match="parametrisation='flow'"):
+        wrong.loss({"x": torch.randn(8, 2, dtype=torch.float64)})
+    with pytest.raises(ConfigError, match="init_from and model.init_from_teacher"):
+        build(ConsistencyConfig, {"init_from": "a", "teacher": "b", "init_from_teacher": True}, "model")
 
 
 def test_distillation_target_is_the_hand_computed_heun_step():
@@ -156,6 +205,23 @@ def test_consistency_training_from_scratch_learns_the_gaussian():
     assert _gap(model) < 0.4 * before
     assert (x.mean(0) - MU).abs().max() < 0.2, x.mean(0)
     assert math.isfinite(model.loss({"x": x})["loss"].item())
+
+
+@pytest.mark.parametrize("parametrisation", ["edm", "flow"])
+def test_consistency_tuning_learns_the_gaussian(parametrisation):
+    """ECT's continuous pairs: the gap shrinks stage by stage (logged as `gap`) and the 1-step map moves towards the ODE's."""
+    kw = {"levels": "ect", "curriculum_steps": 300, "ect_stages": 4, "parametrisation": parametrisation, **SMALL}
+    x = MU + S * torch.randn(256, 2, dtype=torch.float64)
+    first = make(**kw).train().loss({"x": x})["gap"].item()  # stage 0: every lower level is sigma_min
+    model = make(**kw)
+    before = _gap(model)
+    _train(model, 300, lr=5e-3)
+    last = model.train().loss({"x": x})["gap"].item()  # stage 4: gaps n / 16
+    model.eval()
+    assert first > 0.9 and last < 0.35, (first, last)
+    assert _gap(model) < 0.3 * before, (before, _gap(model))
+    samples = model.sample(4000, generator=torch.Generator().manual_seed(3))
+    assert (samples.mean(0) - MU).abs().max() < 0.2, samples.mean(0)
 
 
 def test_teacher_guidance_skips_the_dropped_labels():

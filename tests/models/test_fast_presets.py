@@ -1,5 +1,5 @@
 """The few-step presets: valid configs on the diffusion preset's network (the benchmark compares them at equal budgets); the
-distillation preset names a teacher and says so when it is absent."""
+distillation and tuning presets name the run they start from and say so when it is absent."""
 
 from pathlib import Path
 
@@ -21,8 +21,8 @@ def net_shapes(cfg_path):
     return {k: tuple(v.shape) for k, v in model.net.state_dict().items()}
 
 
-def test_the_four_presets_exist_and_build():
-    assert [p.name for p in PRESETS] == ["cd_fmnist.toml", "fm_fmnist.toml", "ict_fmnist.toml", "rf2_fmnist.toml"]
+def test_the_five_presets_exist_and_build():
+    assert [p.name for p in PRESETS] == ["cd_fmnist.toml", "ect_fmnist.toml", "fm_fmnist.toml", "ict_fmnist.toml", "rf2_fmnist.toml"]
     for p in PRESETS:
         cfg = build_run_config(p)
         build_model(cfg.model, SPEC)
@@ -32,14 +32,15 @@ def test_the_four_presets_exist_and_build():
 def test_flow_presets_train_the_diffusion_presets_network():
     """The same UNet, and each loss is one forward and one backward pass of it: the same FLOPs per training image (0.61 G)."""
     ddpm = net_shapes(ROOT / "configs" / "diffusion" / "ddpm_fmnist.toml")
-    for name in ("fm_fmnist.toml", "rf2_fmnist.toml", "cd_fmnist.toml", "ict_fmnist.toml"):
+    for name in ("fm_fmnist.toml", "rf2_fmnist.toml", "cd_fmnist.toml", "ict_fmnist.toml", "ect_fmnist.toml"):
         assert net_shapes(ROOT / "configs" / "fast" / name) == ddpm, name
 
 
-def test_the_distillation_preset_needs_its_teacher(tmp_path, monkeypatch):
+@pytest.mark.parametrize("preset, key", [("cd_fmnist.toml", "teacher"), ("ect_fmnist.toml", "init_from")])
+def test_the_two_stage_presets_need_their_first_run(tmp_path, monkeypatch, preset, key):
     monkeypatch.chdir(tmp_path)  # runs/fm_fmnist does not exist here
-    cfg = build_run_config(ROOT / "configs" / "fast" / "cd_fmnist.toml")
-    assert cfg.model.teacher == "runs/fm_fmnist"
+    cfg = build_run_config(ROOT / "configs" / "fast" / preset)
+    assert getattr(cfg.model, key) == "runs/fm_fmnist"
     model = build_model(cfg.model, SPEC).train()
     with pytest.raises(CheckpointError, match="runs/fm_fmnist"):
         model.loss({"x": torch.zeros(2, 1, 28, 28)})

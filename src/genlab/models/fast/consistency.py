@@ -1,7 +1,8 @@
 """Consistency models (Song et al. 2023): f(x_sigma, sigma) ~ x_0 along every probability-flow ODE trajectory, trained from
 scratch by improved consistency training (Song & Dhariwal 2023: pseudo-Huber loss, lognormal noise levels, the N(k) curriculum,
-no EMA target) or distilled from a trained diffusion / flow-matching run whose ODE step gives the target; 1-step and multistep
-consistency sampling."""
+no EMA target), tuned from a trained flow-matching or diffusion run by easy consistency tuning (Geng et al. 2024: continuous
+level pairs whose gap shrinks from the whole level to nothing), or distilled from a trained diffusion / flow-matching run whose
+ODE step gives the target; 1-step and multistep consistency sampling."""
 
 from __future__ import annotations
 
@@ -42,6 +43,22 @@ class ConsistencyConfig(NetworkConfig):
     teacher_steps: int = param(18, ge=2, help="distillation: N, the levels of the fixed Karras discretisation")
     teacher_guidance: float = param(1.0, ge=0, help="distillation: the teacher's classifier-free guidance scale")
     init_from_teacher: bool = param(False, help="distillation: start from the teacher's network weights (same network keys needed)")
+    init_from: str = param(
+        "", help="a trained run (flow_matching with parametrisation flow, EDM diffusion with edm) whose network weights start f"
+    )
+    parametrisation: Literal["edm", "flow"] = param(
+        "edm",
+        help="f's form: edm c_skip x + c_out F(c_in x, 250 ln sigma); flow (1 + sigma_min) x_t - (t - t_min) F(x_t, 1000 t), "
+        "t = sigma / (1 + sigma), x_t = x / (1 + sigma): a flow-matching velocity network, so f starts at that run's denoiser",
+    )
+    levels: Literal["grid", "ect"] = param(
+        "grid",
+        help="training level pairs: grid = neighbours on a Karras grid (iCT's curriculum N(k), or distillation's teacher_steps); "
+        "ect = continuous sigma_t ~ lognormal, sigma_r = sigma_t (1 - n(sigma_t) / ect_q^a), n = 1 + 8 sigmoid(-sigma_t), "
+        "stage a = ceil(ect_stages k / curriculum_steps) (easy consistency tuning, Geng et al. 2024)",
+    )
+    ect_q: float = param(2.0, gt=1, help="ect: the gap sigma_t - sigma_r shrinks by this factor each stage")
+    ect_stages: int = param(8, ge=1, help="ect: stages over curriculum_steps training steps (stage 0 is the diffusion loss itself)")
     steps: int = param(1, ge=1, help="default network evaluations of sample(): 1, or multistep consistency sampling")
     sigma_last: float = param(0.8, gt=0, help="multistep sampling: the lowest of the rho-spaced levels sigma_max > ... > sigma_last")
     guidance: float = param(1.0, ge=0, help="default guidance scale w: f = f_u + w (f_c - f_u); 1 = none")
@@ -55,6 +72,8 @@ class ConsistencyConfig(NetworkConfig):
             raise ConfigError(f"model.s0 ({self.s0}) must not exceed model.s1 ({self.s1})")
         if self.init_from_teacher and not self.teacher:
             raise ConfigError("model.init_from_teacher=true needs model.teacher (a run directory)")
+        if self.init_from_teacher and self.init_from:
+            raise ConfigError("model.init_from and model.init_from_teacher both pick the starting weights; set one")
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
@@ -82,6 +101,20 @@ def lognormal_index_weights(sig: torch.Tensor, p_mean: float, p_std: float) -> t
     the lognormal's mass between consecutive levels."""
     cdf = torch.erf((sig.log() - p_mean) / (math.sqrt(2) * p_std))
     return (cdf[1:] - cdf[:-1]).clamp_min(0)
+
+
+def ect_pairs(
+    sigma_t: torch.Tensor, stage: int, q: float, sigma_min: float, k: float = 8.0, b: float = 1.0
+) -> torch.Tensor:
+    """Easy consistency tuning's lower level (Geng et al. 2024): sigma_r = max(sigma_t (1 - n(sigma_t) / q^stage), sigma_min),
+    n(sigma) = 1 + k sigmoid(-b sigma). Stage 0 gives sigma_r = sigma_min everywhere (the target is the data: the diffusion
+    loss); each stage divides the gap by q, most at high noise, where n -> 1.
+
+    >>> ect_pairs(torch.tensor([0.002, 1.0, 80.0]), 0, 2.0, 0.002).tolist()
+    [0.002, 0.002, 0.002]
+    """
+    n = 1 + k * torch.sigmoid(-b * sigma_t)
+    return (sigma_t * (1 - n / q**stage)).clamp_min(sigma_min)
 
 
 def ode_step(denoiser, x: torch.Tensor, s_from: float | torch.Tensor, s_to: float | torch.Tensor, solver: str = "heun") -> torch.Tensor:
@@ -115,6 +148,7 @@ class ConsistencyModel(GenerativeModel):
         self.register_buffer("train_step", torch.zeros((), dtype=torch.long))  # k of the curriculum: loss() calls in training
         self.register_buffer("initialized", torch.zeros((), dtype=torch.uint8))
         self._teacher = TeacherSlot(config.teacher, "teacher") if config.teacher else None
+        self._source = TeacherSlot(config.init_from, "init_from") if config.init_from else None
         self.huber_c = config.huber_c or 0.00054 * math.sqrt(spec.dim)
 
     @classmethod
@@ -131,27 +165,66 @@ class ConsistencyModel(GenerativeModel):
             (tiny, DataSpec((1, 8, 8), encoding="8bit")),
             ({**tiny, "conditional": True, "guidance": 2.0, "steps": 2}, DataSpec((3, 8, 8), num_classes=3)),
             ({"width": 16, "depth": 1, "steps": 3, "huber_c": 0.01}, DataSpec((2,), encoding="continuous")),
+            ({**tiny, "parametrisation": "flow", "levels": "ect", "steps": 2}, DataSpec((1, 8, 8), encoding="8bit")),
         ]
 
     # ----------------------------------------------------------- the function
     def preconditioning(self, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(c_skip, c_out, c_in) at sigma (B,): c_skip = sd^2 / ((sigma - sigma_min)^2 + sd^2), c_out = -(sigma - sigma_min) sd /
-        sqrt(sigma^2 + sd^2) (the sign of genlab's EDM diffusion, so its weights start a student near its denoiser),
-        c_in = 1 / sqrt(sigma^2 + sd^2). At sigma_min, c_skip = 1 and c_out = 0 exactly: f(x, sigma_min) = x."""
-        sd, smin = self.config.sigma_data, self.config.sigma_min
+        """(c_skip, c_out, c_in) at sigma (B,). edm: c_skip = sd^2 / ((sigma - sigma_min)^2 + sd^2), c_out = -(sigma - sigma_min)
+        sd / sqrt(sigma^2 + sd^2) (the sign of genlab's EDM diffusion, so its weights start a student near its denoiser),
+        c_in = 1 / sqrt(sigma^2 + sd^2). flow: c_in = 1 / (1 + sigma) (x_t of the straight path), c_skip = (1 + sigma_min) c_in,
+        c_out = -(t - t_min), so f = (1 + sigma_min) x_t - (t - t_min) v: a flow-matching run's denoiser x_t - t v up to
+        sigma_min (x_t + v). Either way c_skip = 1 and c_out = 0 exactly at sigma_min: f(x, sigma_min) = x."""
+        smin = self.config.sigma_min
+        if self.config.parametrisation == "flow":
+            c_in = 1 / (1 + sigma)
+            return (1 + smin) * c_in, -(sigma * c_in - smin / (1 + smin)), c_in
+        sd = self.config.sigma_data
         c_in = 1 / (sigma**2 + sd**2).sqrt()
         return sd**2 / ((sigma - smin) ** 2 + sd**2), -(sigma - smin) * sd * c_in, c_in
 
     def consistency_fn(self, x: torch.Tensor, sigma: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """f(x, sigma) = c_skip x + c_out F(c_in x, 250 ln sigma): x (B, *shape) = x_0 + sigma eps, sigma (B,) -> x_0 estimate."""
+        """f(x, sigma) = c_skip x + c_out F(c_in x, c_noise): x (B, *shape) = x_0 + sigma eps, sigma (B,) -> x_0 estimate;
+        c_noise = 250 ln sigma (edm) or 1000 t (flow, the flow-matching model's time input)."""
         c_skip, c_out, c_in = (bc(c, x) for c in self.preconditioning(sigma))
-        return c_skip * x + c_out * run_network(self.net, self.spec, c_in * x, 250.0 * sigma.log(), y)
+        c_noise = 1000.0 * sigma / (1 + sigma) if self.config.parametrisation == "flow" else 250.0 * sigma.log()
+        return c_skip * x + c_out * run_network(self.net, self.spec, c_in * x, c_noise, y)
 
     def _f(self, x: torch.Tensor, sigma: float | torch.Tensor, y: torch.Tensor | None, guidance: float) -> torch.Tensor:
         s = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0]).contiguous()
         return guided(self.consistency_fn, x, s, y, guidance, self.null_label)
 
     # --------------------------------------------------------------- training
+    def start_weights(self, source: GenerativeModel, key: str) -> None:
+        """Copy `source`'s network into f once, when training starts (a resumed run keeps its own weights). The run's network
+        must read its input the way this parametrisation feeds it: a velocity network (flow matching) for flow, an x0 network
+        in EDM's sigma form for edm."""
+        wants_velocity = self.config.parametrisation == "flow"
+        if hasattr(source, "velocity") != wants_velocity:
+            other = "edm" if wants_velocity else "flow"
+            raise ConfigError(
+                f"model.{key}: that run holds a {type(source).__name__}, whose network fits "
+                f"model.parametrisation={other!r}, not {self.config.parametrisation!r}"
+            )
+        init_once(self, source, self.initialized, key)
+
+    def stage(self) -> int:
+        """ect: the stage a = ceil(ect_stages k / curriculum_steps) of training step k (0 before the first step)."""
+        c = self.config
+        return math.ceil(c.ect_stages * int(self.train_step) / c.curriculum_steps)
+
+    def training_levels(self, n: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """(sigma_lo, sigma_hi) per example (n,) and a number to log: the grid's N, or ect's mean relative gap."""
+        c = self.config
+        if c.levels == "ect":
+            s_hi = (c.p_mean + c.p_std * torch.randn(n, device=like.device, dtype=torch.float64)).exp()
+            s_hi = s_hi.clamp(c.sigma_min, c.sigma_max)
+            s_lo = ect_pairs(s_hi, self.stage(), c.ect_q, c.sigma_min)
+            return s_lo.to(like.dtype), s_hi.to(like.dtype), float(((s_hi - s_lo) / s_hi).mean())
+        sig = self.discretisation().to(like.device)
+        i = torch.multinomial(lognormal_index_weights(sig, c.p_mean, c.p_std), n, replacement=True)
+        return sig[i].to(like.dtype), sig[i + 1].to(like.dtype), float(len(sig))
+
     def discretisation(self) -> torch.Tensor:
         """This step's ascending levels: iCT's N(k) from the curriculum, or distillation's fixed N = teacher_steps."""
         c = self.config
@@ -169,33 +242,34 @@ class ConsistencyModel(GenerativeModel):
             want = str(teacher.conditional).lower()
             raise ConfigError(f"model.teacher: the teacher's class conditioning differs from this model's; set model.conditional={want}")
         if self.config.init_from_teacher and self.training:
-            init_once(self, teacher, self.initialized, "teacher")
+            self.start_weights(teacher, "init_from_teacher")
         return teacher
 
     def loss(self, batch: Batch, phase: str | None = None) -> dict[str, torch.Tensor]:
         """lambda(sigma_i) d(f(x_0 + sigma_{i+1} z, sigma_{i+1}), sg f(x_hat_i, sigma_i)) with the pseudo-Huber d, i drawn with
         the lognormal weights and lambda = 1 / (sigma_{i+1} - sigma_i) (iCT). Consistency training: x_hat_i = x_0 + sigma_i z with
         the same z; distillation: x_hat_i is the teacher's ODE step from x_{i+1} to sigma_i (Song et al. 2023, on iCT's levels,
-        weighting and metric). The target uses the same weights under stop-gradient (iCT drops the EMA target)."""
+        weighting and metric). The target uses the same weights under stop-gradient (iCT drops the EMA target). With
+        levels = ect the pair is continuous (ect_pairs) and the same loss applies."""
         x0 = batch["x"]
         B = x0.shape[0]
         c = self.config
         y = self.class_labels(batch.get("y"), B)
-        sig = self.discretisation().to(x0.device)
+        if self._source is not None and self.training:
+            self.start_weights(self._source.get(x0.device), "init_from")
+        s_lo, s_hi, level_info = self.training_levels(B, x0)
         if self.training:
             self.train_step += 1
         teacher = self.teacher_model(x0.device) if c.teacher else None
-        i = torch.multinomial(lognormal_index_weights(sig, c.p_mean, c.p_std), B, replacement=True)
-        s_lo, s_hi = sig[i].to(x0.dtype), sig[i + 1].to(x0.dtype)
         z = torch.randn_like(x0)
         x_hi = x0 + bc(s_hi, x0) * z
         y_in = drop_labels(y, c.p_uncond, self.null_label, self.training)
         with torch.no_grad():
             x_lo = x0 + bc(s_lo, x0) * z if teacher is None else self.teacher_target(teacher, x_hi, s_hi, s_lo, y_in)
             target = self.consistency_fn(x_lo, s_lo, y_in)
-        lam = 1 / (s_hi - s_lo)
+        lam = 1 / (s_hi - s_lo).clamp_min(1e-12)  # ect: sigma_t = sigma_min gives f = x at both ends, d = 0
         d = pseudo_huber(self.consistency_fn(x_hi, s_hi, y_in), target, self.huber_c)
-        return {"loss": (lam * d).mean(), "N": torch.tensor(float(len(sig)))}
+        return {"loss": (lam * d).mean(), "gap" if c.levels == "ect" else "N": torch.tensor(level_info)}
 
     def teacher_target(
         self, teacher: GenerativeModel, x: torch.Tensor, s_from: torch.Tensor, s_to: torch.Tensor, y: torch.Tensor | None
@@ -253,4 +327,4 @@ class _LabelledDenoiser:
         return out
 
 
-__all__ = ["ConsistencyConfig", "ConsistencyModel", "curriculum", "ode_step", "pseudo_huber"]
+__all__ = ["ConsistencyConfig", "ConsistencyModel", "curriculum", "ect_pairs", "ode_step", "pseudo_huber"]
