@@ -103,9 +103,7 @@ def lognormal_index_weights(sig: torch.Tensor, p_mean: float, p_std: float) -> t
     return (cdf[1:] - cdf[:-1]).clamp_min(0)
 
 
-def ect_pairs(
-    sigma_t: torch.Tensor, stage: int, q: float, sigma_min: float, k: float = 8.0, b: float = 1.0
-) -> torch.Tensor:
+def ect_pairs(sigma_t: torch.Tensor, stage: int, q: float, sigma_min: float, k: float = 8.0, b: float = 1.0) -> torch.Tensor:
     """Easy consistency tuning's lower level (Geng et al. 2024): sigma_r = max(sigma_t (1 - n(sigma_t) / q^stage), sigma_min),
     n(sigma) = 1 + k sigmoid(-b sigma). Stage 0 gives sigma_r = sigma_min everywhere (the target is the data: the diffusion
     loss); each stage divides the gap by q, most at high noise, where n -> 1.
