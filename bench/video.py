@@ -150,8 +150,7 @@ def save_run(model, cfg, steps: int, run_dir: Path) -> None:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write_text(run_dir / ckpt.CONFIG, cfg.to_toml())
-    meta = {"model": cfg.model.name, "step": steps, "spec": model.spec.to_dict(), "config": cfg.to_dict()}
-    ckpt.save_weights(run_dir / ckpt.WEIGHTS, model, meta)
+    ckpt.save_weights(run_dir / ckpt.WEIGHTS, model, ckpt.run_metadata(cfg, model.spec, steps))
 
 
 def evaluate(model, cfg, test) -> dict:

@@ -123,6 +123,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def run_metadata(cfg: RunConfig, spec: Any, step: int) -> dict[str, Any]:
+    """The header every run's weights carry: model name, optimiser step, the data spec (a DataSpec) and the whole config, from
+    which `genlab.load` rebuilds the model without the run's config.toml."""
+    return {"model": cfg.model.name, "step": int(step), "spec": spec.to_dict(), "config": cfg.to_dict()}
+
+
 def save_weights(path: str | os.PathLike, module: torch.nn.Module, metadata: dict[str, Any]) -> None:
     """A module's state dict as safetensors; `metadata` (JSON-able values) rides in the header."""
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}

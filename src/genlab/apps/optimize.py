@@ -230,7 +230,7 @@ def write_outputs(out: Path, prior: GenerativeModel, agent: GenerativeModel, res
         (tmp / "optimize.json").write_text(json.dumps(result.report, indent=2) + "\n")
         (tmp / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in result.history))
         (tmp / ckpt.CONFIG).write_text(cfg.to_toml())
-        meta = {"model": cfg.model.name, "step": prior.run.steps + steps, "spec": prior.spec.to_dict(), "config": cfg.to_dict()}
+        meta = ckpt.run_metadata(cfg, prior.spec, prior.run.steps + steps)
         ckpt.save_weights(tmp / ckpt.WEIGHTS, agent, {**meta, "reinvent": {"objective": result.report["objective"], "steps": steps}})
         os.replace(tmp, out)
     except BaseException:

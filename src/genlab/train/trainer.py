@@ -227,7 +227,7 @@ class Trainer:
             torch.cuda.set_rng_state(st["cuda"], self.device)
 
     def weights_metadata(self) -> dict[str, Any]:
-        return {"model": self.cfg.model.name, "step": self.step, "spec": self.spec.to_dict(), "config": self.cfg.to_dict()}
+        return ckpt.run_metadata(self.cfg, self.spec, self.step)
 
     def save(self) -> None:
         """Write weights, EMA and trainer state. state.pt is renamed last and holds everything a resume needs (the
