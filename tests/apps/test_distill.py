@@ -60,3 +60,36 @@ def test_teacher_must_be_a_denoising_run(tmp_path):
         distill_config(run)
     with pytest.raises(CheckpointError, match="not a genlab run directory"):
         distill_config(tmp_path / "nowhere")  # CheckpointError: not a run directory
+
+
+def test_consistency_tuning_cli_starts_at_the_flow_and_samples_in_one_step(tmp_path, capsys):
+    """`genlab train <ect preset> model.init_from=RUN`: f starts at a flow-matching run's network (with lr ~ 0 the weights stay
+    the flow's), trains through the trainer, resumes with its own weights, and `genlab sample --steps 1` works."""
+    net = {"channels": [8, 8], "attn_resolutions": [4], "heads": 2}
+    flow = genlab.train(
+        {
+            "data": {"name": "test_images", "dequantize": False},
+            "model": {"name": "flow_matching", **net, "steps": 2, "likelihood_steps": 1},
+            "train": {"batch_size": 16, "max_steps": 3, "progress": False, "warmup_steps": 0, "n_samples": 4},
+            "eval": {"batch_size": 8, "n_batches": 1, "n_examples": 8},
+        },
+        run_dir=tmp_path / "flow",
+        resume="never",
+    ).run_dir
+    preset = tmp_path / "ect.toml"
+    preset.write_text(
+        '[data]\nname = "test_images"\n[model]\nname = "consistency"\nparametrisation = "flow"\nlevels = "ect"\n'
+        "channels = [8, 8]\nattn_resolutions = [4]\nheads = 2\ncurriculum_steps = 4\n"
+    )
+    out = tmp_path / "ect"
+    args = ["train", str(preset), f"model.init_from={flow}", *TINY, "train.lr=1e-30", "train.ema_decay=0", "--run", str(out)]
+    assert main(args) == 0
+    f_net, s_net = genlab.load(flow, ema=False).net.state_dict(), genlab.load(out).net.state_dict()
+    assert all(torch.allclose(f_net[k], s_net[k], atol=1e-6) for k in f_net)
+    assert int(genlab.load(out).train_step) == 2
+    assert main([*args[:-2], "train.max_steps=3", "--run", str(out)]) == 0  # resumed: one more step, no second copy
+    assert int(genlab.load(out).train_step) == 3 and int(genlab.load(out).initialized) == 1
+    assert main(["sample", str(out), "--steps", "1", "--n", "4", "--out", str(tmp_path / "s.npz")]) == 0
+    edm = tmp_path / "edm"
+    assert main(["train", str(preset), f"model.init_from={flow}", "model.parametrisation=edm", *TINY, "--run", str(edm)]) != 0
+    assert "fits model.parametrisation='flow', not 'edm'" in capsys.readouterr().err
