@@ -66,6 +66,7 @@ def main() -> None:
     p.add_argument("--n-test", type=int, default=None, help="test clips for the accuracies (a prefix of the fixed test set); default all")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--pool", type=int, default=None, help="average the frames over pool x pool blocks first (default: H // 32, at least 1)")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src" / "genlab" / "weights"))
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -75,7 +76,8 @@ def main() -> None:
     (y_train, d_train), (y_test, d_test) = targets(train), targets(test)
     loss_fn = F.binary_cross_entropy_with_logits if y_train.ndim == 2 else F.cross_entropy
     T, C, H, W = train.spec.shape
-    net = ClipNet(num_classes=train.spec.num_classes, channels=C)
+    pool = a.pool if a.pool is not None else max(1, H // 32)
+    net = ClipNet(num_classes=train.spec.num_classes, channels=C, pool=pool)
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     steps = a.epochs * (len(train) // BATCH_SIZE)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps)
@@ -112,9 +114,10 @@ def main() -> None:
         "num_classes": train.spec.num_classes,
         "channels": C,
         "feature_dim": net.feature_dim,
+        "pool": pool,
         "torch": torch.__version__,
         "command": f"python scripts/train_clip_net.py --dataset {a.dataset} --epochs {a.epochs} --n-train {a.n_train} --seed {a.seed} "
-        f"--threads {a.threads}" + (f" --n-test {a.n_test}" if a.n_test else "") + " --out src/genlab/weights",
+        f"--threads {a.threads} --pool {pool}" + (f" --n-test {a.n_test}" if a.n_test else "") + " --out src/genlab/weights",
         "train_seconds": round(seconds),
         "sha256": file_sha256(path),
     }

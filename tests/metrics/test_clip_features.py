@@ -46,6 +46,19 @@ def test_targets_for_clips_of_several_objects_by_hand():
     assert set_accuracy(logits, target) == pytest.approx(2 / 3)  # the second row's top two are {0, 2}, not {0, 1}
 
 
+def test_pooled_net_reads_the_block_averaged_frames():
+    """pool = 2: the same weights on 64 x 64 clips give what pool = 1 gives on the clips averaged over 2 x 2 blocks."""
+    torch.manual_seed(0)
+    pooled, plain = ClipNet(pool=2).eval(), ClipNet().eval()
+    plain.load_state_dict(pooled.state_dict())
+    x = torch.rand(3, 6, 1, 64, 64) * 2 - 1
+    small = x.reshape(3, 6, 1, 32, 2, 32, 2).mean((4, 6))
+    with torch.no_grad():
+        assert torch.allclose(pooled.features(x), plain.features(small), atol=1e-5)
+    with pytest.raises(ValueError, match="pool must be >= 1"):
+        ClipNet(pool=0)
+
+
 def test_hash_check(tmp_path):
     net = ClipNet(num_classes=3, feature_dim=8)
     path = tmp_path / "clip_toy.safetensors"
