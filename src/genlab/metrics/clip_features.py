@@ -128,6 +128,13 @@ def clip_moving_fmnist_cpu() -> ClipNet:
     return load_clip_net("moving_fmnist_cpu")
 
 
+@register_features("clip_moving_mnist", datasets=("moving_mnist",))
+def clip_moving_mnist() -> ClipNet:
+    """genlab's in-house clip network for Moving MNIST on the standard protocol (64 x 64, two digits, 20 frames): the set
+    of classes and the set of directions in the clip, read at 32 x 32."""
+    return load_clip_net("moving_mnist")
+
+
 @torch.no_grad()
 def clip_features(net: nn.Module, clips: torch.Tensor, batch_size: int = 250) -> np.ndarray:
     """Features (N, feature_dim) float64 of clips (N, T, C, H, W) in [-1, 1] (or uint8), in batches, in eval mode."""
