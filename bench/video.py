@@ -153,6 +153,16 @@ def save_run(model, cfg, steps: int, run_dir: Path) -> None:
     ckpt.save_weights(run_dir / ckpt.WEIGHTS, model, ckpt.run_metadata(cfg, model.spec, steps))
 
 
+def load_saved(run_dir: Path) -> tuple[torch.nn.Module, dict]:
+    """A model that --save kept, with the steps it trained (from its weights' header), to be scored again."""
+    import genlab
+    from genlab import checkpoint as ckpt
+
+    if not (run_dir / ckpt.WEIGHTS).is_file():
+        raise SystemExit(f"--from-runs: {run_dir} holds no {ckpt.WEIGHTS}; train it with --save first")
+    return genlab.load(run_dir).eval(), {"steps": int(ckpt.read_metadata(run_dir / ckpt.WEIGHTS)["step"]), "from_run": str(run_dir)}
+
+
 def evaluate(model, cfg, test) -> dict:
     from genlab.modalities.video import VideoModality
 
@@ -212,6 +222,9 @@ def main() -> None:
     p.add_argument("--strips", default=str(ROOT / "bench" / "results" / "video"), help="folder for each model's frame strip and GIF")
     p.add_argument("--append", action="store_true", help="keep the rows already in --out (a protocol's models run in several calls)")
     p.add_argument("--save", default=None, help="folder: keep each trained model as a run directory SAVE/<dataset>/<model>")
+    p.add_argument(
+        "--from-runs", default=None, help="folder that --save filled: score those models again instead of training (a metric changed)"
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     from genlab.config import build_run_config
@@ -258,8 +271,8 @@ def main() -> None:
             n_test = a.n_test if who not in SLOW or a.n_test_slow is None else min(a.n_test, a.n_test_slow)
             cfg = preset(who, protocol, name, n_test)
             test, _ = load_dataset(cfg.data, "test")
-            model, info = train(cfg, a.budget)
-            if a.save:
+            model, info = load_saved(Path(a.from_runs) / name / who) if a.from_runs else train(cfg, a.budget)
+            if a.save and not a.from_runs:
                 save_run(model, cfg, info["steps"], Path(a.save) / name / who)
             record({"dataset": name, "model": who, "n_test": n_test, **info, **evaluate(model, cfg, test)})
             strip(model, cfg, test, Path(a.strips) / f"{name}_{who}.png")
