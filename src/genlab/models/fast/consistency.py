@@ -19,6 +19,7 @@ from genlab.models.diffusion.network import NetworkConfig, build_network, run_ne
 from genlab.models.diffusion.schedules import karras_sigmas
 from genlab.models.distributions import randn
 from genlab.models.fast._common import TeacherSlot, bc, drop_labels, guided, init_once
+from genlab.models.fast.flow_matching import T_SCALE
 from genlab.registry import register_model
 from genlab.spec import DataSpec
 
@@ -185,7 +186,7 @@ class ConsistencyModel(GenerativeModel):
         """f(x, sigma) = c_skip x + c_out F(c_in x, c_noise): x (B, *shape) = x_0 + sigma eps, sigma (B,) -> x_0 estimate;
         c_noise = 250 ln sigma (edm) or 1000 t (flow, the flow-matching model's time input)."""
         c_skip, c_out, c_in = (bc(c, x) for c in self.preconditioning(sigma))
-        c_noise = 1000.0 * sigma / (1 + sigma) if self.config.parametrisation == "flow" else 250.0 * sigma.log()
+        c_noise = T_SCALE * sigma / (1 + sigma) if self.config.parametrisation == "flow" else 250.0 * sigma.log()
         return c_skip * x + c_out * run_network(self.net, self.spec, c_in * x, c_noise, y)
 
     def _f(self, x: torch.Tensor, sigma: float | torch.Tensor, y: torch.Tensor | None, guidance: float) -> torch.Tensor:
@@ -253,7 +254,7 @@ class ConsistencyModel(GenerativeModel):
         B = x0.shape[0]
         c = self.config
         y = self.class_labels(batch.get("y"), B)
-        if self._source is not None and self.training:
+        if self._source is not None and self.training and not self.initialized:  # a resumed run needs no source
             self.start_weights(self._source.get(x0.device), "init_from")
         s_lo, s_hi, level_info = self.training_levels(B, x0)
         if self.training:

@@ -211,7 +211,7 @@ class FlowMatchingModel(GenerativeModel):
         minimiser is v(x, t) = E[eps - x_0 | x_t = x]). Reflow draws (x_0, eps) from the pairs file instead."""
         x0 = batch["x"]
         B = x0.shape[0]
-        if self._source is not None and self.training:
+        if self._source is not None and self.training and not self.initialized:  # a resumed run needs no source
             init_once(self, self._source.get(x0.device), self.initialized, "init_from")
         if self.config.pairs:
             x0, eps, y = self._pair_batch(B, x0)
