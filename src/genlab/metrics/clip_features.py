@@ -135,6 +135,13 @@ def clip_moving_mnist() -> ClipNet:
     return load_clip_net("moving_mnist")
 
 
+@register_features("clip_moving_fmnist", datasets=("moving_fmnist",))
+def clip_moving_fmnist() -> ClipNet:
+    """genlab's in-house clip network for Moving Fashion-MNIST on the standard protocol (64 x 64, two garments, 20
+    frames): the set of classes and the set of directions in the clip, read at 32 x 32."""
+    return load_clip_net("moving_fmnist")
+
+
 @torch.no_grad()
 def clip_features(net: nn.Module, clips: torch.Tensor, batch_size: int = 250) -> np.ndarray:
     """Features (N, feature_dim) float64 of clips (N, T, C, H, W) in [-1, 1] (or uint8), in batches, in eval mode."""
