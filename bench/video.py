@@ -160,7 +160,8 @@ def load_saved(run_dir: Path) -> tuple[torch.nn.Module, dict]:
 
     if not (run_dir / ckpt.WEIGHTS).is_file():
         raise SystemExit(f"--from-runs: {run_dir} holds no {ckpt.WEIGHTS}; train it with --save first")
-    return genlab.load(run_dir).eval(), {"steps": int(ckpt.read_metadata(run_dir / ckpt.WEIGHTS)["step"]), "from_run": str(run_dir)}
+    model = genlab.load(run_dir)  # in eval mode, with the steps it trained in model.run
+    return model, {"steps": model.run.steps, "from_run": str(run_dir)}
 
 
 def evaluate(model, cfg, test) -> dict:
