@@ -152,6 +152,25 @@ def test_multistep_sampling_with_the_exact_consistency_function(steps):
     assert (x.mean(0) - MU).abs().max() < 0.02 and (x.std(0) - S).abs().max() < 0.02
 
 
+def test_sigma_last_sets_the_levels_of_multistep_sampling():
+    """`sigma_last` given to sample() overrides the config's: 2 steps evaluate f at sigma_max, then at sigma_last itself; 3 steps
+    at sigma_max, the rho-spaced middle level and sigma_last. Outside (sigma_min, sigma_max) it is an error naming the range."""
+    model = make()
+    seen = []
+    model.consistency_fn = lambda x, s, y=None: seen.append(s[0].item()) or exact_f(x, s)
+    model.sample(8, steps=2, sigma_last=2.5, generator=torch.Generator().manual_seed(0))
+    assert seen == pytest.approx([80.0, 2.5])
+    seen.clear()
+    model.sample(8, steps=3, sigma_last=0.5, generator=torch.Generator().manual_seed(0))
+    middle = ((80.0 ** (1 / 7) + 0.5 ** (1 / 7)) / 2) ** 7  # half-way in sigma^(1 / rho)
+    assert seen == pytest.approx([80.0, middle, 0.5])
+    seen.clear()
+    model.sample(8, steps=2, generator=torch.Generator().manual_seed(0))
+    assert seen == pytest.approx([80.0, model.config.sigma_last])
+    with pytest.raises(ConfigError, match="sigma_last.*got 90"):
+        model.sample(8, steps=2, sigma_last=90.0)
+
+
 class _GaussianTeacher:
     """A stand-in teacher run: the exact denoiser of the Gaussian data."""
 

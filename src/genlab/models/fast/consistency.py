@@ -155,6 +155,7 @@ class ConsistencyModel(GenerativeModel):
         return (
             SampleOption("steps", int, "network evaluations: 1, or multistep consistency sampling on sigma_max > ... > sigma_last"),
             SampleOption("guidance", float, "classifier-free guidance scale (conditional models)"),
+            SampleOption("sigma_last", float, "multistep consistency sampling: the lowest level (2 steps: the one re-noising level)"),
         )
 
     @classmethod
@@ -279,12 +280,16 @@ class ConsistencyModel(GenerativeModel):
         return ode_step(den, x, s_from, s_to, self.config.teacher_solver)
 
     # --------------------------------------------------------------- sampling
-    def sampling_sigmas(self, steps: int) -> torch.Tensor:
-        """Levels of multistep consistency sampling: sigma_max, then steps - 1 rho-spaced levels down to sigma_last."""
+    def sampling_sigmas(self, steps: int, sigma_last: float | None = None) -> torch.Tensor:
+        """Levels of multistep consistency sampling: sigma_max, then steps - 1 rho-spaced levels down to sigma_last (default:
+        the config's)."""
         c = self.config
+        last = c.sigma_last if sigma_last is None else float(sigma_last)
+        if not c.sigma_min < last < c.sigma_max:
+            raise ConfigError(f"sigma_last: expected sigma_min < sigma_last < sigma_max ({c.sigma_min}, {c.sigma_max}), got {last}")
         if steps == 1:
             return torch.tensor([c.sigma_max], dtype=torch.float64)
-        return karras_sigmas(steps, c.sigma_last, c.sigma_max, c.rho)[:-1]
+        return karras_sigmas(steps, last, c.sigma_max, c.rho)[:-1]
 
     @torch.no_grad()
     def sample(self, n: int, *, labels: torch.Tensor | None = None, generator: torch.Generator | None = None, **kwargs) -> torch.Tensor:
@@ -299,7 +304,7 @@ class ConsistencyModel(GenerativeModel):
         w = self.config.guidance if kwargs.get("guidance") is None else float(kwargs["guidance"])
         y = None if labels is None else labels.to(self.device)
         like = next(self.parameters())
-        sig = self.sampling_sigmas(steps).tolist()
+        sig = self.sampling_sigmas(steps, kwargs.get("sigma_last")).tolist()
         x = self._f(sig[0] * randn((n, *self.spec.shape), like, generator), sig[0], y, w)
         for s in sig[1:]:
             noise = randn((n, *self.spec.shape), like, generator)
