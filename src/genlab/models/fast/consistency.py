@@ -65,16 +65,21 @@ class ConsistencyConfig(NetworkConfig):
     guidance: float = param(1.0, ge=0, help="default guidance scale w: f = f_u + w (f_c - f_u); 1 = none")
 
     def validate(self) -> None:
-        if not self.sigma_min < self.sigma_last < self.sigma_max:
-            raise ConfigError(
-                f"model: expected sigma_min < sigma_last < sigma_max, got {self.sigma_min}, {self.sigma_last}, {self.sigma_max}"
-            )
+        check_sigma_last(self.sigma_last, self.sigma_min, self.sigma_max, "model.sigma_last")
         if self.s0 > self.s1:
             raise ConfigError(f"model.s0 ({self.s0}) must not exceed model.s1 ({self.s1})")
         if self.init_from_teacher and not self.teacher:
             raise ConfigError("model.init_from_teacher=true needs model.teacher (a run directory)")
         if self.init_from_teacher and self.init_from:
             raise ConfigError("model.init_from and model.init_from_teacher both pick the starting weights; set one")
+
+
+def check_sigma_last(last: float, sigma_min: float, sigma_max: float, key: str) -> float:
+    """`last` if sigma_min < last < sigma_max (the lowest level of multistep sampling), else a ConfigError naming `key` and the range:
+    the config's at build time, a sample() option at sampling time."""
+    if not sigma_min < last < sigma_max:
+        raise ConfigError(f"{key}: expected sigma_min < sigma_last < sigma_max ({sigma_min}, {sigma_max}), got {last}")
+    return last
 
 
 def pseudo_huber(a: torch.Tensor, b: torch.Tensor, c: float) -> torch.Tensor:
@@ -284,9 +289,7 @@ class ConsistencyModel(GenerativeModel):
         """Levels of multistep consistency sampling: sigma_max, then steps - 1 rho-spaced levels down to sigma_last (default:
         the config's)."""
         c = self.config
-        last = c.sigma_last if sigma_last is None else float(sigma_last)
-        if not c.sigma_min < last < c.sigma_max:
-            raise ConfigError(f"sigma_last: expected sigma_min < sigma_last < sigma_max ({c.sigma_min}, {c.sigma_max}), got {last}")
+        last = c.sigma_last if sigma_last is None else check_sigma_last(float(sigma_last), c.sigma_min, c.sigma_max, "sigma_last")
         if steps == 1:
             return torch.tensor([c.sigma_max], dtype=torch.float64)
         return karras_sigmas(steps, last, c.sigma_max, c.rho)[:-1]
